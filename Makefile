@@ -1,0 +1,158 @@
+# vmsnap: Kconfig-configured, static musl build of build/vmsnap, the test
+# guest, unit and integration tests. `make help` lists the targets.
+
+O        := build
+DL       := dl
+KCONFIG_CONFIG ?= .config
+BOARD    ?= pc-x86_64
+export KCONFIG_CONFIG
+
+# Configuration: a fresh tree gets the default board's.
+ifeq ($(wildcard $(KCONFIG_CONFIG)),)
+NEED_DEFCONFIG := 1
+else
+include $(KCONFIG_CONFIG)
+endif
+unquote = $(patsubst "%",%,$(1))
+CROSS_COMPILE := $(call unquote,$(CONFIG_CROSS_COMPILE))
+
+# Target toolchain: musl, static. A cross prefix uses that gcc with the
+# matching musl specs file (Debian's musl-dev:<arch>).
+ifeq ($(CROSS_COMPILE),)
+CC       := musl-gcc
+else
+MUSL_SPECS := /usr/lib/$(patsubst %-linux-gnu-,%,$(CROSS_COMPILE))-linux-musl/musl-gcc.specs
+CC       := $(CROSS_COMPILE)gcc -specs $(MUSL_SPECS)
+endif
+STRIP    := $(CROSS_COMPILE)strip
+HOSTCC   ?= gcc
+
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+MBEDTLS_FILES := asn1parse asn1write base64 bignum bignum_core constant_time ecdsa ecp \
+	ecp_curves entropy entropy_poll hmac_drbg md oid pem pk pk_ecc pk_wrap pkparse pkwrite \
+	platform_util sha256
+THIRD_SRC := $(MBEDTLS_FILES:%=$(DL)/mbedtls/library/%.c) $(DL)/cjson/cJSON.c $(DL)/inih/ini.c
+
+SRC := $(wildcard src/*.c src/cmd/*.c)
+LIB_SRC := $(filter-out src/main.c src/cmd/%,$(SRC))
+
+INCLUDES := -I$(O)/include -Isrc -I$(DL)/mbedtls/include -I$(DL)/cjson -I$(DL)/inih
+DEFS := -D_GNU_SOURCE -DMBEDTLS_CONFIG_FILE='"vmsnap_mbedtls.h"' -DVMSNAP_VERSION='"$(VERSION)"' \
+	-DINI_HANDLER_LINENO=1 -DINI_ALLOW_MULTILINE=0 -DINI_INLINE_COMMENT_PREFIXES='"\#"' \
+	-DINI_MAX_LINE=1024 -DINI_STOP_ON_FIRST_ERROR=1
+WARN := -Wall -Wextra -Wno-unused-parameter
+CFLAGS := -std=gnu11 -Os -ffunction-sections -fdata-sections $(WARN) $(DEFS) $(INCLUDES)
+LDFLAGS := -static -Wl,--gc-sections
+
+# Host build of the same sources for unit tests, sanitizers and valgrind.
+HOST_CFLAGS := -std=gnu11 -g -O1 $(WARN) $(DEFS) $(INCLUDES)
+ifeq ($(SANITIZE),1)
+HOST_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+HOST_LDFLAGS += -fsanitize=address,undefined
+endif
+
+obj   = $(patsubst %.c,$(O)/target/%.o,$(patsubst $(DL)/%,third/%,$(1)))
+hobj  = $(patsubst %.c,$(O)/host/%.o,$(patsubst $(DL)/%,third/%,$(1)))
+
+TARGET_OBJS := $(call obj,$(SRC) $(THIRD_SRC))
+HOST_LIB_OBJS := $(call hobj,$(LIB_SRC) $(THIRD_SRC))
+
+.PHONY: all defconfig %_defconfig menuconfig savedefconfig olddefconfig size clean distclean \
+	deps check unit integration demo guest help
+.DEFAULT_GOAL := all
+
+all: $(O)/vmsnap guest
+
+ifdef NEED_DEFCONFIG
+$(KCONFIG_CONFIG):
+	@echo "no $(KCONFIG_CONFIG): using board/$(BOARD)/defconfig"
+	@kconfig-conf --defconfig=board/$(BOARD)/defconfig Kconfig >/dev/null
+endif
+
+defconfig: $(BOARD)_defconfig
+%_defconfig: board/%/defconfig
+	kconfig-conf --defconfig=$< Kconfig >/dev/null
+	@echo "configured for board $*"
+menuconfig:
+	kconfig-mconf Kconfig
+olddefconfig:
+	kconfig-conf --olddefconfig Kconfig >/dev/null
+savedefconfig: $(KCONFIG_CONFIG)
+	kconfig-conf --savedefconfig=defconfig Kconfig
+	@echo "wrote ./defconfig (copy it to board/<board>/defconfig)"
+
+$(O)/include/config.h: $(KCONFIG_CONFIG) Kconfig scripts/kconfig-header
+	@mkdir -p $(@D)
+	scripts/kconfig-header Kconfig $(KCONFIG_CONFIG) > $@.tmp && mv $@.tmp $@
+
+# Third-party sources are fetched, never committed.
+$(THIRD_SRC):
+	scripts/bootstrap
+
+$(O)/target/%.o: %.c $(O)/include/config.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -c $< -o $@
+$(O)/target/third/%.o: $(DL)/%.c $(O)/include/config.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -w -c $< -o $@
+$(O)/host/%.o: %.c $(O)/include/config.h
+	@mkdir -p $(@D)
+	$(HOSTCC) $(HOST_CFLAGS) -MMD -c $< -o $@
+$(O)/host/third/%.o: $(DL)/%.c $(O)/include/config.h
+	@mkdir -p $(@D)
+	$(HOSTCC) $(HOST_CFLAGS) -w -c $< -o $@
+
+$(O)/vmsnap.unstripped: $(TARGET_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^
+$(O)/vmsnap: $(O)/vmsnap.unstripped
+	$(STRIP) -o $@ $<
+
+size: $(O)/vmsnap
+	@stat -c '%s bytes  $(O)/vmsnap' $(O)/vmsnap
+
+# The host build of the vmsnap binary: for valgrind and sanitizer runs.
+$(O)/host/vmsnap: $(call hobj,$(SRC) $(THIRD_SRC))
+	$(HOSTCC) $(HOST_LDFLAGS) -pthread -o $@ $^
+
+guest:
+	@$(MAKE) --no-print-directory -C tests/guest O=$(abspath $(O)/guest)
+
+# Unit tests: host compiler, cmocka, one binary per tests/unit/test_*.c.
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/unit/%,$(UNIT_SRC))
+$(O)/unit/%: tests/unit/%.c $(HOST_LIB_OBJS)
+	@mkdir -p $(@D)
+	$(HOSTCC) $(HOST_CFLAGS) $(HOST_LDFLAGS) -Itests/unit -o $@ $< $(HOST_LIB_OBJS) -lcmocka -pthread
+
+deps:
+	@scripts/bootstrap
+
+# The README's test command: installs what is missing, builds, runs all.
+check: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(if $(filter 1,$(SANITIZE)),$(O)/host/vmsnap)
+	@tests/run $(if $(filter 1,$(SANITIZE)),--sanitize)
+
+unit: $(UNIT_BIN)
+	@tests/run --unit-only
+
+# The README's demo: installs what is missing, builds, saves and restores the test guest.
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo
+
+clean:
+	rm -rf $(O)
+distclean: clean
+	rm -rf $(DL) $(KCONFIG_CONFIG) $(KCONFIG_CONFIG).old
+
+help:
+	@echo "make [all]            build $(O)/vmsnap (static, musl) and the test guest"
+	@echo "make defconfig        configure for board/$(BOARD) (or make <board>_defconfig)"
+	@echo "make menuconfig       change the configuration; make savedefconfig to keep it"
+	@echo "make size             print the binary size"
+	@echo "make check            install missing dependencies, build, run all tests"
+	@echo "make demo             save and restore the built-in test VM"
+	@echo "make clean|distclean  remove build outputs (and fetched sources, .config)"
+
+-include $(TARGET_OBJS:.o=.d) $(HOST_LIB_OBJS:.o=.d)
