@@ -1,0 +1,45 @@
+/* storage: where images live: classify targets (file, block device, other),
+ * open them for writing behind a temporary name, O_DIRECT fds, and the
+ * durable commit (data synced, header last, rename, directory synced). */
+#ifndef VMSNAP_STORAGE_H
+#define VMSNAP_STORAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "image.h"
+
+enum stor_kind { STOR_MISSING, STOR_REG, STOR_BLK, STOR_OTHER };
+
+struct stor_target {
+	char path[4096]; /* where the image ends up (symlinks resolved) */
+	char tmp[4096];  /* regular files: the name it is written under */
+	enum stor_kind kind;
+	int fd;          /* buffered, O_WRONLY */
+	int dfd;         /* O_DIRECT, or -1 */
+	uint64_t size;   /* block devices: capacity */
+};
+
+/* Classify path for a save of the given image version, without touching it:
+ * v3 needs a regular file (or a new file in an existing directory). */
+int stor_check_save(const char *path, int version, enum stor_kind *kind, uint64_t *size);
+/* Open the target for writing (temp name for files). direct: also open an
+ * O_DIRECT fd; if the file system refuses, fail if insisted, else warn and
+ * continue without (t->dfd == -1). */
+int stor_create(struct stor_target *t, const char *path, bool direct, bool insisted);
+/* Make everything durable with header (state complete) written last, then
+ * move the file into place. */
+int stor_commit(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE]);
+/* Forget a failed save: close, remove the temp file (files) or leave the
+ * partial header in place (block devices). */
+void stor_discard(struct stor_target *t);
+
+/* Open an image read-only; size is the file size or device capacity. */
+int stor_open_image(const char *path, int *fd, uint64_t *size);
+/* Second fd of the same image with O_DIRECT (flags: O_RDONLY or O_WRONLY):
+ * -1 with errno EINVAL when the file system refuses. */
+int stor_open_direct(const char *path, int flags);
+
+const char *stor_kind_name(enum stor_kind k);
+
+#endif

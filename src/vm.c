@@ -1,0 +1,380 @@
+/* vm: definitions, QEMU launch and process lifecycle (see vm.h). */
+#include "vm.h"
+#include "err.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Options vmsnap adds itself, or that would let a definition take over the
+ * host side (another monitor, a config file, detaching, chroot). */
+static const char *const forbidden[] = {
+	"qmp", "qmp-pretty", "monitor", "mon", "pidfile", "daemonize", "S", "incoming",
+	"loadvm", "readconfig", "chroot", "runas", "run-with", "nographic",
+};
+
+static bool is_forbidden(const char *opt)
+{
+	const char *o = opt + (opt[1] == '-' ? 2 : 1); /* QEMU takes -x and --x alike */
+
+	for (size_t i = 0; i < ARRAY_SIZE(forbidden); i++)
+		if (!strcmp(o, forbidden[i]))
+			return true;
+	return false;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t' || *s == '\r')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = 0;
+	return s;
+}
+
+int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *origin, int code)
+{
+	char *p, *next;
+	int line = 0;
+
+	memset(d, 0, sizeof(*d));
+	if (memchr(text, 0, len))
+		return err_set(code, "%s: the definition contains a NUL byte", origin);
+	d->text = malloc(len + 1);
+	d->store = malloc(len + 1);
+	if (!d->text || !d->store) {
+		vm_def_free(d);
+		return err_sys(EXIT_FAIL, "%s", origin);
+	}
+	memcpy(d->text, text, len);
+	d->text[len] = 0;
+	d->len = len;
+	memcpy(d->store, text, len);
+	d->store[len] = 0;
+	for (p = d->store; p; p = next) {
+		char *opt, *val;
+
+		line++;
+		next = strchr(p, '\n');
+		if (next)
+			*next++ = 0;
+		opt = trim(p);
+		if (!*opt || *opt == '#')
+			continue;
+		if (opt[0] != '-' || !opt[1]) {
+			vm_def_free(d);
+			return err_set(code, "%s:%d: '%s': each line is one QEMU option starting with '-'",
+				       origin, line, opt);
+		}
+		val = opt + strcspn(opt, " \t");
+		if (*val) {
+			*val++ = 0;
+			val = trim(val);
+		}
+		if (is_forbidden(opt)) {
+			vm_def_free(d);
+			return err_set(code, "%s:%d: option %s is not allowed: vmsnap manages it", origin,
+				       line, opt);
+		}
+		if (d->argc + 2 > VM_ARGS_MAX) {
+			vm_def_free(d);
+			return err_set(code, "%s:%d: more than %d arguments", origin, line, VM_ARGS_MAX);
+		}
+		d->argv[d->argc++] = opt;
+		if (*val)
+			d->argv[d->argc++] = val;
+	}
+	if (!d->argc) {
+		vm_def_free(d);
+		return err_set(code, "%s: the definition has no QEMU options", origin);
+	}
+	return 0;
+}
+
+int vm_def_load(struct vm_def *d, const char *path)
+{
+	char *text;
+	size_t len;
+	int rc;
+
+	if (read_file(path, 64 << 10, &text, &len) < 0)
+		return -1;
+	rc = vm_def_parse(d, text, len, path, EXIT_USAGE);
+	free(text);
+	return rc;
+}
+
+void vm_def_free(struct vm_def *d)
+{
+	free(d->text);
+	free(d->store);
+	memset(d, 0, sizeof(*d));
+}
+
+static int ensure_run_dir(const struct conf *c)
+{
+	char path[CONF_PATH_MAX];
+
+	str_copy(path, sizeof(path), c->run_dir);
+	for (char *s = path + 1;; s++) {
+		if (*s == '/' || !*s) {
+			char saved = *s;
+			*s = 0;
+			if (mkdir(path, 0700) < 0 && errno != EEXIST)
+				return err_sys(EXIT_FAIL, "creating run_dir %s", path);
+			*s = saved;
+			if (!saved)
+				break;
+		}
+	}
+	return 0;
+}
+
+int vm_paths(const struct conf *c, const char *name, struct vm_paths *p)
+{
+	if (!conf_name_ok(name))
+		return err_set(EXIT_USAGE,
+			       "VM name '%s': use letters, digits, '_', '-', '.' (not first), at most 63",
+			       name);
+	if (str_fmt(p->qmp, sizeof(p->qmp), "%s/%s.qmp", c->run_dir, name) < 0)
+		return err_set(EXIT_USAGE, "run_dir %s: too long for a unix socket path (107 bytes)",
+			       c->run_dir);
+	if (str_fmt(p->pid, sizeof(p->pid), "%s/%s.pid", c->run_dir, name) < 0 ||
+	    str_fmt(p->def, sizeof(p->def), "%s/%s.vm", c->run_dir, name) < 0 ||
+	    str_fmt(p->lock, sizeof(p->lock), "%s/%s.lock", c->run_dir, name) < 0)
+		return err_set(EXIT_USAGE, "run_dir %s: too long", c->run_dir);
+	return 0;
+}
+
+int vm_lock(const struct conf *c, const char *name)
+{
+	struct vm_paths p;
+	int fd;
+
+	if (vm_paths(c, name, &p) < 0 || ensure_run_dir(c) < 0)
+		return -1;
+	fd = open(p.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_sys(EXIT_FAIL, "lock %s", p.lock);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int busy = errno == EWOULDBLOCK;
+		close(fd);
+		if (busy)
+			return err_set(EXIT_FAIL,
+				       "VM '%s' is busy: another vmsnap command is saving, restoring, starting or stopping it",
+				       name);
+		return err_sys(EXIT_FAIL, "lock %s", p.lock);
+	}
+	return fd;
+}
+
+/* A pid from the pidfile counts only if that process is the QEMU we started
+ * with that pidfile: pids get reused. */
+static bool is_our_qemu(pid_t pid, const char *pidfile)
+{
+	char path[64], buf[8192];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	for (ssize_t i = 0; i < n;) {
+		const char *arg = buf + i;
+		size_t l = strlen(arg);
+		if (!strcmp(arg, "-pidfile") && i + (ssize_t)l + 1 < n)
+			return !strcmp(arg + l + 1, pidfile);
+		i += (ssize_t)l + 1;
+	}
+	return false;
+}
+
+pid_t vm_pid(const struct conf *c, const char *name)
+{
+	struct vm_paths p;
+	char *text;
+	unsigned long pid;
+
+	if (vm_paths(c, name, &p) < 0)
+		return 0;
+	if (access(p.pid, F_OK) < 0 || read_file(p.pid, 64, &text, NULL) < 0) {
+		err_clear();
+		return 0;
+	}
+	text[strcspn(text, "\n")] = 0;
+	if (parse_uint(text, 1, 4194304, &pid) < 0 || !is_our_qemu((pid_t)pid, p.pid))
+		pid = 0;
+	free(text);
+	return (pid_t)pid;
+}
+
+/* Keep the last non-empty line QEMU printed: its error message. */
+static void last_line(char *buf, size_t len, char *out, size_t size)
+{
+	char *end = buf + len, *start;
+
+	while (end > buf && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+		end--;
+	*end = 0;
+	start = end;
+	while (start > buf && start[-1] != '\n')
+		start--;
+	snprintf(out, size, "%s", start);
+}
+
+int vm_launch(const struct conf *c, const char *name, const struct vm_def *d, bool incoming)
+{
+	struct vm_paths p;
+	char qmp_arg[160], errbuf[4096], line[512];
+	char *argv[VM_ARGS_MAX + 16];
+	int n = 0, pipefd[2], status;
+	size_t got = 0;
+	pid_t pid;
+
+	if (vm_paths(c, name, &p) < 0 || ensure_run_dir(c) < 0)
+		return -1;
+	if (access(c->qemu, X_OK) < 0)
+		return err_sys(EXIT_USAGE, "QEMU binary %s (set qemu = in %s)", c->qemu,
+			       c->path[0] ? c->path : "the config file");
+	snprintf(qmp_arg, sizeof(qmp_arg), "unix:%s,server=on,wait=off", p.qmp);
+	unlink(p.qmp); /* a stale socket would make QEMU fail to bind */
+	argv[n++] = (char *)c->qemu;
+	for (int i = 0; i < d->argc; i++)
+		argv[n++] = d->argv[i];
+	argv[n++] = "-qmp";
+	argv[n++] = qmp_arg;
+	argv[n++] = "-pidfile";
+	argv[n++] = p.pid;
+	argv[n++] = "-daemonize";
+	if (incoming) {
+		argv[n++] = "-S";
+		argv[n++] = "-incoming";
+		argv[n++] = "defer";
+	}
+	argv[n] = NULL;
+	if (log_verbose) {
+		char cmd[2048] = "";
+		for (int i = 0; i < n; i++) {
+			strncat(cmd, argv[i], sizeof(cmd) - strlen(cmd) - 2);
+			strncat(cmd, " ", sizeof(cmd) - strlen(cmd) - 1);
+		}
+		log_debug("starting %s", cmd);
+	}
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return err_sys(EXIT_FAIL, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return err_sys(EXIT_FAIL, "fork");
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(pipefd[1], 2);
+		execve(argv[0], argv, environ);
+		dprintf(2, "cannot execute %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(pipefd[1]);
+	/* QEMU's parent process exits once the daemon is ready; its stderr
+	 * reaches EOF when the daemon detaches from it. */
+	for (;;) {
+		ssize_t r = read(pipefd[0], errbuf + got, sizeof(errbuf) - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (got == sizeof(errbuf) - 1) /* keep the tail, where the error is */
+			got = 0;
+	}
+	close(pipefd[0]);
+	errbuf[got] = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		last_line(errbuf, got, line, sizeof(line));
+		return err_set(EXIT_FAIL, "QEMU failed to start VM '%s': %s", name,
+			       line[0] ? line : "no message (exit status)");
+	}
+	if (got)
+		log_debug("QEMU said: %s", errbuf);
+	/* The definition it runs with, for save to embed. */
+	{
+		char tmp[4200];
+		int fd;
+		snprintf(tmp, sizeof(tmp), "%s.tmp", p.def);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || write_all(fd, d->text, d->len) < 0 || close(fd) < 0 || rename(tmp, p.def) < 0)
+			return err_sys(EXIT_FAIL, "writing %s", p.def);
+	}
+	return 0;
+}
+
+int vm_wait_gone(pid_t pid, int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+	if (pfd >= 0) {
+		struct pollfd p = { .fd = pfd, .events = POLLIN };
+		int rc;
+		do
+			rc = poll(&p, 1, timeout_ms);
+		while (rc < 0 && errno == EINTR);
+		close(pfd);
+		return rc > 0 ? 0 : -1;
+	}
+	if (errno == ESRCH)
+		return 0;
+	while (kill(pid, 0) == 0) {
+		if (now_ms() >= deadline)
+			return -1;
+		usleep(5000);
+	}
+	return 0;
+}
+
+void vm_cleanup(const struct conf *c, const char *name)
+{
+	struct vm_paths p;
+
+	if (vm_paths(c, name, &p) < 0)
+		return;
+	unlink(p.qmp);
+	unlink(p.pid);
+	unlink(p.def);
+}
+
+void vm_kill(const struct conf *c, const char *name, pid_t pid)
+{
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		vm_wait_gone(pid, 5000);
+	}
+	vm_cleanup(c, name);
+}
