@@ -1,0 +1,54 @@
+/* sign: ECDSA P-256 keys in PEM, signatures over image headers, and the
+ * payload digest: a SHA-256 root over per-chunk hashes, computed by threads. */
+#ifndef VMSNAP_SIGN_H
+#define VMSNAP_SIGN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+
+#define SIG_HASH 32u
+#define SIG_CHUNK (1u << 20) /* payload digest chunk */
+
+/* SHA-256 of a buffer. */
+void sig_sha256(const void *buf, size_t len, uint8_t out[SIG_HASH]);
+
+/* Digest of the bytes [off, off+len) of fd in chunks of `chunk`, with
+ * `threads` threads; chunks that are holes are hashed without reading. */
+int sig_payload_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
+		       uint8_t out[SIG_HASH]);
+
+#if CONFIG_SIGNING
+/* New P-256 key pair: private PEM (mode 0600, never overwritten) and public PEM. */
+int sig_keygen(const char *priv_path, const char *pub_path);
+/* key_id of the private key at path: SHA-256 of its public key (DER). */
+int sig_key_id(const char *key_path, uint8_t key_id[SIG_HASH]);
+/* Sign hash with the private key at path. */
+int sig_sign(const char *key_path, const uint8_t hash[SIG_HASH], uint8_t *sig, uint16_t *sig_len,
+	     size_t sig_max);
+/* Verify with one public key file: 0 good, -1 (EXIT_REFUSED) bad or wrong key. */
+int sig_verify(const char *pub_path, const uint8_t hash[SIG_HASH], const uint8_t *sig,
+	       size_t sig_len, const uint8_t key_id[SIG_HASH]);
+/* Verify with whichever key in dir has key_id; names the key used in *used. */
+int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t *sig,
+		   size_t sig_len, const uint8_t key_id[SIG_HASH], char *used, size_t used_size);
+#else
+static inline int sig_unavailable(void)
+{
+	return err_set(EXIT_USAGE, "this vmsnap was built without signing (CONFIG_SIGNING)");
+}
+static inline int sig_keygen(const char *a, const char *b) { (void)a; (void)b; return sig_unavailable(); }
+static inline int sig_key_id(const char *k, uint8_t id[SIG_HASH]) { (void)k; (void)id; return sig_unavailable(); }
+static inline int sig_sign(const char *k, const uint8_t h[SIG_HASH], uint8_t *s, uint16_t *l, size_t m)
+{ (void)k; (void)h; (void)s; (void)l; (void)m; return sig_unavailable(); }
+static inline int sig_verify(const char *p, const uint8_t h[SIG_HASH], const uint8_t *s, size_t l,
+			     const uint8_t id[SIG_HASH])
+{ (void)p; (void)h; (void)s; (void)l; (void)id; return sig_unavailable(); }
+static inline int sig_verify_dir(const char *d, const uint8_t h[SIG_HASH], const uint8_t *s,
+				 size_t l, const uint8_t id[SIG_HASH], char *u, size_t us)
+{ (void)d; (void)h; (void)s; (void)l; (void)id; (void)u; (void)us; return sig_unavailable(); }
+#endif
+
+#endif

@@ -1,0 +1,163 @@
+/* verify: the checks an image passes before it reaches QEMU (verify.h). */
+#include "verify.h"
+#include "err.h"
+#include "log.h"
+#include "sign.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *vfy_hex(const uint8_t *d, size_t n, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n && 2 * i + 2 < size; i++) {
+		buf[2 * i] = hex[d[i] >> 4];
+		buf[2 * i + 1] = hex[d[i] & 15];
+	}
+	buf[2 * i] = 0;
+	return buf;
+}
+
+int vfy_read(int fd, uint64_t size, const char *path, struct img_header *h, char **def)
+{
+	uint8_t buf[IMG_HEADER_SIZE], digest[SIG_HASH];
+	ssize_t n;
+
+	*def = NULL;
+	if (size < IMG_HEADER_SIZE)
+		return err_set(EXIT_REFUSED, "image %s is truncated: %llu bytes, smaller than its header",
+			       path, (unsigned long long)size);
+	n = pread_all(fd, buf, sizeof(buf), 0);
+	if (n < 0)
+		return err_sys(EXIT_FAIL, "reading %s", path);
+	if (n != IMG_HEADER_SIZE)
+		return err_set(EXIT_REFUSED, "image %s is truncated", path);
+	if (img_decode(h, buf, size) < 0)
+		return err_wrap("image %s", path);
+	*def = malloc(h->def_length + 1);
+	if (!*def)
+		return err_sys(EXIT_FAIL, "reading %s", path);
+	n = pread_all(fd, *def, h->def_length, (off_t)h->def_offset);
+	if (n < 0 || (uint64_t)n != h->def_length) {
+		free(*def);
+		*def = NULL;
+		return n < 0 ? err_sys(EXIT_FAIL, "reading %s", path)
+			     : err_set(EXIT_REFUSED, "image %s is truncated in its definition", path);
+	}
+	(*def)[h->def_length] = 0;
+	sig_sha256(*def, h->def_length, digest);
+	if (memcmp(digest, h->def_digest, SIG_HASH)) {
+		free(*def);
+		*def = NULL;
+		return err_set(EXIT_REFUSED,
+			       "image %s: definition digest mismatch: the embedded VM definition is corrupt or was changed",
+			       path);
+	}
+	return 0;
+}
+
+static int check_signature(const struct conf *c, const char *path, const struct vfy_opts *o,
+			   struct vfy_result *r)
+{
+	uint8_t signed_bytes[IMG_HEADER_SIZE], hash[SIG_HASH];
+	const struct img_header *h = &r->h;
+
+	if (!h->sig_len) {
+		if (o->require_signature)
+			return err_set(EXIT_REFUSED,
+				       "image %s is not signed and signatures are required (require_signature = yes)",
+				       path);
+		return 0;
+	}
+	if (!IS_ENABLED(CONFIG_SIGNING)) {
+		if (o->require_signature)
+			return sig_verify(NULL, NULL, NULL, 0, NULL);
+		log_warn("image %s is signed, but this vmsnap cannot check signatures", path);
+		return 0;
+	}
+	img_signed_bytes(h, signed_bytes);
+	sig_sha256(signed_bytes, sizeof(signed_bytes), hash);
+	if (o->pubkey) {
+		if (sig_verify(o->pubkey, hash, h->sig, h->sig_len, h->key_id) < 0)
+			return err_wrap("image %s", path);
+		str_copy(r->key_used, sizeof(r->key_used), o->pubkey);
+	} else if (access(c->trusted_keys, F_OK) < 0 && errno == ENOENT && !o->require_signature) {
+		log_warn("image %s is signed but trusted_keys %s does not exist: signature not checked",
+			 path, c->trusted_keys);
+		return 0;
+	} else if (sig_verify_dir(c->trusted_keys, hash, h->sig, h->sig_len, h->key_id, r->key_used,
+				  sizeof(r->key_used)) < 0) {
+		return err_wrap("image %s", path);
+	}
+	r->signature_checked = true;
+	return 0;
+}
+
+int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
+	      const struct vfy_opts *o, struct vfy_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (vfy_read(fd, size, path, &r->h, &r->def) < 0)
+		return -1;
+	if (r->h.state == IMG_PARTIAL) {
+		vfy_free(r);
+		return err_set(EXIT_REFUSED, "image %s is incomplete: its save never finished", path);
+	}
+	if (r->h.state == IMG_CONSUMED && !o->allow_consumed) {
+		vfy_free(r);
+		return err_set(EXIT_REFUSED,
+			       "image %s was already resumed once (consumed): restoring it again would replay the guest against disks that moved on",
+			       path);
+	}
+	if (check_signature(c, path, o, r) < 0) {
+		vfy_free(r);
+		return -1;
+	}
+	if (o->verify_payload && r->h.digest_chunk) {
+		uint8_t d[SIG_HASH];
+		uint64_t t0 = now_ms();
+		if (sig_payload_digest(fd, r->h.stream_offset, r->h.stream_length, r->h.digest_chunk,
+				       usable_cpus(), d) < 0) {
+			vfy_free(r);
+			return -1;
+		}
+		r->digest_ms = now_ms() - t0;
+		if (memcmp(d, r->h.payload_digest, SIG_HASH)) {
+			vfy_free(r);
+			return err_set(EXIT_REFUSED,
+				       "image %s: payload digest mismatch: the QEMU stream was changed or is corrupt",
+				       path);
+		}
+		r->payload_checked = true;
+	} else if (o->verify_payload && r->h.sig_len && o->require_signature) {
+		vfy_free(r);
+		return err_set(EXIT_REFUSED, "image %s is signed without a payload digest: its RAM is not covered",
+			       path);
+	}
+	return 0;
+}
+
+int vfy_sign_header(struct img_header *h, const char *key_path)
+{
+	uint8_t bytes[IMG_HEADER_SIZE], hash[SIG_HASH];
+
+	/* The key id is part of what is signed, so it is set first. */
+	if (sig_key_id(key_path, h->key_id) < 0)
+		return -1;
+	memset(h->sig, 0, sizeof(h->sig));
+	h->sig_len = 0;
+	img_signed_bytes(h, bytes);
+	sig_sha256(bytes, sizeof(bytes), hash);
+	return sig_sign(key_path, hash, h->sig, &h->sig_len, IMG_SIG_MAX);
+}
+
+void vfy_free(struct vfy_result *r)
+{
+	free(r->def);
+	r->def = NULL;
+}

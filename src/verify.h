@@ -1,0 +1,46 @@
+/* verify: everything checked before QEMU reads a byte of an image: header,
+ * state, embedded definition, signature per policy, payload digest. Shared
+ * by restore, verify, resume and provision so the rules exist once. */
+#ifndef VMSNAP_VERIFY_H
+#define VMSNAP_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "image.h"
+
+struct vfy_opts {
+	const char *pubkey;     /* this key only; NULL: the trusted_keys directory */
+	bool require_signature; /* refuse unsigned images */
+	bool verify_payload;    /* recompute the payload digest */
+	bool allow_consumed;    /* inspect/verify report it; restore refuses it */
+};
+
+struct vfy_result {
+	struct img_header h;
+	char *def;             /* the embedded definition (malloc'd, NUL-terminated) */
+	bool signature_checked;
+	char key_used[4096];
+	bool payload_checked;
+	uint64_t digest_ms;
+};
+
+/* Read and check the image open on fd (size bytes, named path). Failures are
+ * EXIT_REFUSED and say which check failed. */
+int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
+	      const struct vfy_opts *o, struct vfy_result *r);
+void vfy_free(struct vfy_result *r);
+
+/* Read just the header and definition, with the header's own checks. */
+int vfy_read(int fd, uint64_t size, const char *path, struct img_header *h, char **def);
+
+/* Sign h with the private key at key_path: key id, signature over the
+ * header's signed bytes (h->digest fields must be final). */
+int vfy_sign_header(struct img_header *h, const char *key_path);
+
+/* Hex of a digest, for messages. */
+const char *vfy_hex(const uint8_t *d, size_t n, char *buf, size_t size);
+
+#endif
