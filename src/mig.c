@@ -1,0 +1,279 @@
+/* mig: migration capabilities, fd passing and the wait loop (see mig.h). */
+#include "mig.h"
+#include "err.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+/* QEMU's default max-bandwidth is 128 MiB/s; raise it so saves run at disk
+ * speed. QEMU caps the value, so use the largest it accepts (1 TiB/s). */
+#define MAX_BANDWIDTH (1ULL << 40)
+
+int mig_has_cap(struct qmp *q, const char *cap)
+{
+	cJSON *caps, *c;
+	int found = 0;
+
+	if (qmp_call(q, "query-migrate-capabilities", NULL, NULL, 0, &caps) < 0)
+		return -1;
+	cJSON_ArrayForEach(c, caps) {
+		const char *name = qmp_str(c, "capability");
+		if (name && !strcmp(name, cap))
+			found = 1;
+	}
+	cJSON_Delete(caps);
+	return found;
+}
+
+static cJSON *cap(const char *name, bool on)
+{
+	cJSON *c = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(c, "capability", name);
+	cJSON_AddBoolToObject(c, "state", on);
+	return c;
+}
+
+int mig_setup(struct qmp *q, const struct mig_opts *o)
+{
+	bool v3 = o->version >= 3;
+	cJSON *list = cJSON_CreateArray(), *args, *params;
+	int has_mapped = mig_has_cap(q, "mapped-ram");
+
+	if (has_mapped < 0) {
+		cJSON_Delete(list);
+		return -1;
+	}
+	if (v3 && !has_mapped) {
+		cJSON_Delete(list);
+		return err_set(EXIT_REFUSED,
+			       "QEMU %s has no mapped-ram migration capability: v3 images need QEMU >= 9.0 (use a v2 image)",
+			       q->version_str);
+	}
+	cJSON_AddItemToArray(list, cap("events", true));
+	/* Set both ways: an earlier attempt in this QEMU may have left them on. */
+	cJSON_AddItemToArray(list, cap("multifd", v3));
+	if (has_mapped)
+		cJSON_AddItemToArray(list, cap("mapped-ram", v3));
+	args = cJSON_CreateObject();
+	cJSON_AddItemToObject(args, "capabilities", list);
+	if (qmp_call(q, "migrate-set-capabilities", args, NULL, 0, NULL) < 0)
+		return -1;
+
+	args = cJSON_CreateObject();
+	if (!o->incoming)
+		cJSON_AddNumberToObject(args, "max-bandwidth", (double)MAX_BANDWIDTH);
+	if (v3) {
+		cJSON_AddNumberToObject(args, "multifd-channels", o->channels);
+		if (o->direct_io || q->version[0] > 9 || (q->version[0] == 9 && q->version[1] >= 1))
+			cJSON_AddBoolToObject(args, "direct-io", o->direct_io);
+	}
+	if (cJSON_GetArraySize(args) && qmp_call(q, "migrate-set-parameters", args, NULL, 0, NULL) < 0)
+		return -1;
+	if (!cJSON_GetArraySize(args))
+		cJSON_Delete(args);
+	if (log_verbose && qmp_call(q, "query-migrate-parameters", NULL, NULL, 0, &params) == 0) {
+		/* QEMU's own view, not our intent: tests and people read this. */
+		log_info("QEMU migrate parameters: multifd-channels=%lld direct-io=%s max-bandwidth=%lld",
+			 qmp_int(params, "multifd-channels", -1),
+			 qmp_bool(params, "direct-io", 0) ? "on" : "off",
+			 qmp_int(params, "max-bandwidth", -1));
+		cJSON_Delete(params);
+	}
+	return 0;
+}
+
+int mig_add_fdset(struct qmp *q, const int *fds, int nfds, long long *fdset)
+{
+	*fdset = -1;
+	for (int i = 0; i < nfds; i++) {
+		cJSON *args = cJSON_CreateObject(), *ret;
+		if (*fdset >= 0)
+			cJSON_AddNumberToObject(args, "fdset-id", (double)*fdset);
+		cJSON_AddStringToObject(args, "opaque", i ? "vmsnap-image-direct" : "vmsnap-image");
+		if (qmp_call(q, "add-fd", args, &fds[i], 1, &ret) < 0) {
+			if (*fdset >= 0)
+				mig_remove_fdset(q, *fdset);
+			return -1;
+		}
+		*fdset = qmp_int(ret, "fdset-id", -1);
+		cJSON_Delete(ret);
+	}
+	if (log_verbose) {
+		cJSON *sets, *s;
+		if (qmp_call(q, "query-fdsets", NULL, NULL, 0, &sets) == 0) {
+			cJSON_ArrayForEach(s, sets) {
+				if (qmp_int(s, "fdset-id", -2) == *fdset)
+					log_info("QEMU fdset %lld holds %d fds", *fdset,
+						 cJSON_GetArraySize(cJSON_GetObjectItem(s, "fds")));
+			}
+			cJSON_Delete(sets);
+		}
+	}
+	return 0;
+}
+
+void mig_remove_fdset(struct qmp *q, long long fdset)
+{
+	cJSON *args = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(args, "fdset-id", (double)fdset);
+	if (qmp_call(q, "remove-fd", args, NULL, 0, NULL) < 0)
+		log_debug("removing fdset %lld: %s", fdset, err_msg());
+}
+
+int mig_getfd(struct qmp *q, int fd, const char *name)
+{
+	cJSON *args = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(args, "fdname", name);
+	return qmp_call(q, "getfd", args, &fd, 1, NULL);
+}
+
+int mig_start(struct qmp *q, const struct mig_opts *o, const char *uri)
+{
+	cJSON *args = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(args, "uri", uri);
+	log_debug("%s %s", o->incoming ? "migrate-incoming" : "migrate", uri);
+	return qmp_call(q, o->incoming ? "migrate-incoming" : "migrate", args, NULL, 0, NULL);
+}
+
+void mig_cancel(struct qmp *q)
+{
+	if (qmp_call(q, "migrate_cancel", NULL, NULL, 0, NULL) < 0)
+		log_debug("migrate_cancel: %s", err_msg());
+}
+
+/* QEMU's reason for a failed migration. */
+static int failed(struct qmp *q, const char *status)
+{
+	cJSON *info;
+	char why[400] = "";
+
+	if (qmp_call(q, "query-migrate", NULL, NULL, 0, &info) == 0) {
+		const char *d = qmp_str(info, "error-desc");
+		if (d)
+			snprintf(why, sizeof(why), ": %s", d);
+		cJSON_Delete(info);
+	}
+	return err_set(EXIT_FAIL, "QEMU reports the migration %s%s", status, why);
+}
+
+static void progress_line(struct qmp *q, const struct mig_opts *o, const struct relay *r,
+			  uint64_t ram_size, uint64_t t0, uint64_t *last_bytes, uint64_t *last_t)
+{
+	uint64_t bytes = r ? r->done : 0, t = now_ms();
+	char a[32], b[32];
+	cJSON *info;
+
+	if (!r && !o->incoming && qmp_call(q, "query-migrate", NULL, NULL, 0, &info) == 0) {
+		bytes = (uint64_t)qmp_int(cJSON_GetObjectItem(info, "ram"), "transferred", 0);
+		cJSON_Delete(info);
+	}
+	if (!bytes && !r)
+		return;
+	log_info("%s: %s (%.0f%% of %s RAM), %.0f MB/s, %.1f s", o->incoming ? "restoring" : "saving",
+		 fmt_bytes(bytes, a, sizeof(a)), ram_size ? 100.0 * (double)bytes / (double)ram_size : 0.0,
+		 fmt_bytes(ram_size, b, sizeof(b)),
+		 t > *last_t ? (double)(bytes - *last_bytes) / 1e3 / (double)(t - *last_t) : 0.0,
+		 (double)(t - t0) / 1e3);
+	*last_bytes = bytes;
+	*last_t = t;
+}
+
+/* Read the status of queued MIGRATION events: 1 completed, -1 failed, 0 not yet. */
+static int drain_events(struct qmp *q, const struct relay *r)
+{
+	cJSON *ev;
+
+	while (qmp_event(q, 0, &ev) > 0) {
+		const char *name = qmp_str(ev, "event");
+		const char *st = qmp_str(cJSON_GetObjectItem(ev, "data"), "status");
+		int rc = 0;
+
+		if (name && !strcmp(name, "MIGRATION") && st) {
+			log_debug("migration %s%s", st, r ? "" : "");
+			if (!strcmp(st, "completed"))
+				rc = 1;
+			else if (!strcmp(st, "failed") || !strcmp(st, "cancelled"))
+				rc = -1;
+			if (rc < 0) {
+				char s[16];
+				str_copy(s, sizeof(s), st);
+				cJSON_Delete(ev);
+				return failed(q, s);
+			}
+		} else if (name && !strcmp(name, "SHUTDOWN")) {
+			cJSON_Delete(ev);
+			return err_set(EXIT_FAIL, "QEMU shut down during the migration");
+		}
+		cJSON_Delete(ev);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int mig_wait(struct qmp *q, const struct mig_opts *o, struct relay *r, uint64_t ram_size,
+	     bool progress, struct mig_stats *st)
+{
+	uint64_t t0 = now_ms(), last_t = t0, last_bytes = 0, next_progress = t0 + 1000;
+	bool completed = false, relay_done = r == NULL;
+	cJSON *info;
+
+	memset(st, 0, sizeof(*st));
+	while (!completed || !relay_done) {
+		struct pollfd p[2] = { { .fd = qmp_fd(q), .events = POLLIN } };
+		int n = 1, rc;
+
+		rc = drain_events(q, r);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			completed = true;
+		if (completed && r && r->dir == RELAY_RESTORE)
+			relay_done = true; /* QEMU has all it needs */
+		if (completed && relay_done)
+			break;
+		if (!relay_done) {
+			p[1].fd = r->pipe;
+			p[1].events = r->dir == RELAY_SAVE ? POLLIN : POLLOUT;
+			n = 2;
+		}
+		rc = poll(p, (nfds_t)n, 250);
+		if (rc < 0 && errno != EINTR)
+			return err_sys(EXIT_FAIL, "poll");
+		if (rc > 0 && p[0].revents && qmp_pump(q) < 0)
+			return err_set(EXIT_FAIL, "QEMU exited during the migration (QMP connection closed)");
+		if (n == 2 && p[1].revents) {
+			/* Bounded work per wake-up so QMP is never starved. */
+			for (int i = 0; i < 64 && !relay_done; i++) {
+				rc = relay_step(r);
+				if (rc < 0)
+					return -1;
+				if (rc == 0)
+					break;
+				if (rc == 2)
+					relay_done = true;
+			}
+		}
+		if (progress && now_ms() >= next_progress) {
+			progress_line(q, o, r, ram_size, t0, &last_bytes, &last_t);
+			next_progress = now_ms() + 1000;
+		}
+	}
+	st->qemu_ms = now_ms() - t0;
+	if (!o->incoming && qmp_call(q, "query-migrate", NULL, NULL, 0, &info) == 0) {
+		cJSON *ram = cJSON_GetObjectItem(info, "ram");
+		st->qemu_ms = (uint64_t)qmp_int(info, "total-time", (long long)st->qemu_ms);
+		st->transferred = (uint64_t)qmp_int(ram, "transferred", 0);
+		st->ram_total = (uint64_t)qmp_int(ram, "total", 0);
+		cJSON_Delete(info);
+	}
+	return 0;
+}

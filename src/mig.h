@@ -1,0 +1,43 @@
+/* mig: the QMP side of a migration to or from an image: capabilities and
+ * parameters, fd passing (getfd, fdsets), and the wait loop that watches
+ * QEMU's MIGRATION events while a v2 relay moves the stream. */
+#ifndef VMSNAP_MIG_H
+#define VMSNAP_MIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "qmp.h"
+#include "relay.h"
+
+struct mig_opts {
+	int version;       /* 2: sequential stream; 3: mapped-ram + multifd */
+	unsigned channels; /* v3: multifd channels */
+	bool direct_io;    /* v3: QEMU opens page I/O with O_DIRECT */
+	bool incoming;
+};
+
+struct mig_stats {
+	uint64_t qemu_ms;     /* QEMU's total-time (save) or our own measure (restore) */
+	uint64_t transferred; /* RAM bytes QEMU reports */
+	uint64_t ram_total;
+};
+
+/* 1 if QEMU offers the migration capability `cap`, 0 if not, -1 error. */
+int mig_has_cap(struct qmp *q, const char *cap);
+int mig_setup(struct qmp *q, const struct mig_opts *o);
+/* Hand fds to QEMU as one fdset; *fdset gets its id. */
+int mig_add_fdset(struct qmp *q, const int *fds, int nfds, long long *fdset);
+void mig_remove_fdset(struct qmp *q, long long fdset);
+/* Hand one fd to QEMU under a name (for fd: URIs). */
+int mig_getfd(struct qmp *q, int fd, const char *name);
+/* migrate or migrate-incoming to uri. */
+int mig_start(struct qmp *q, const struct mig_opts *o, const char *uri);
+/* Until QEMU reports completed (and the relay, if any, is finished).
+ * progress: print a line a second (bytes, MB/s, percent of ram_size). */
+int mig_wait(struct qmp *q, const struct mig_opts *o, struct relay *r, uint64_t ram_size,
+	     bool progress, struct mig_stats *st);
+/* After a failure: cancel an outgoing migration that may still run. */
+void mig_cancel(struct qmp *q);
+
+#endif

@@ -1,0 +1,179 @@
+/* relay: the v2 stream pump between QEMU's pipe and the image (relay.h). */
+#include "relay.h"
+#include "err.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#define DIO_ALIGN 4096u
+
+int relay_init(struct relay *r, enum relay_dir dir, int pipe, int file, bool direct, uint64_t off,
+	       uint64_t limit, const char *name)
+{
+	memset(r, 0, sizeof(*r));
+	r->dir = dir;
+	r->pipe = pipe;
+	r->file = file;
+	r->direct = direct;
+	r->off = off;
+	r->limit = limit;
+	r->name = name;
+	/* Bigger pipe, fewer wake-ups; the kernel may cap it, which is fine. */
+	fcntl(pipe, F_SETPIPE_SZ, RELAY_BUF);
+	if (fcntl(pipe, F_SETFL, fcntl(pipe, F_GETFL) | O_NONBLOCK) < 0)
+		return err_sys(EXIT_FAIL, "relay pipe");
+	if (direct && posix_memalign((void **)&r->buf, DIO_ALIGN, RELAY_BUF))
+		return err_set(EXIT_FAIL, "relay: out of memory");
+	return 0;
+}
+
+void relay_free(struct relay *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+}
+
+static int write_error(struct relay *r, int e)
+{
+	char a[32], b[32];
+	struct statvfs sv;
+
+	if (e == ENOSPC || e == EFBIG) {
+		if (r->limit)
+			return err_set(EXIT_FAIL, "%s is full: %s of stream written, the device holds %s",
+				       r->name, fmt_bytes(r->done, a, sizeof(a)),
+				       fmt_bytes(r->limit, b, sizeof(b)));
+		if (fstatvfs(r->file, &sv) == 0)
+			return err_set(EXIT_FAIL,
+				       "no space left for %s after %s of stream (%s free on its file system)",
+				       r->name, fmt_bytes(r->done, a, sizeof(a)),
+				       fmt_bytes((uint64_t)sv.f_bavail * sv.f_frsize, b, sizeof(b)));
+	}
+	errno = e;
+	return err_sys(EXIT_FAIL, "writing %s after %s of stream", r->name,
+		       fmt_bytes(r->done, a, sizeof(a)));
+}
+
+/* Direct mode: the image gets whole aligned blocks only. */
+static int flush_block(struct relay *r, uint32_t len)
+{
+	uint64_t at = r->off + r->done - r->fill;
+
+	if (r->limit && at + len > r->limit)
+		return write_error(r, ENOSPC);
+	if (pwrite_all(r->file, r->buf, len, (off_t)at) < 0)
+		return write_error(r, errno);
+	r->fill = 0;
+	return 0;
+}
+
+static int save_step(struct relay *r)
+{
+	ssize_t n;
+
+	if (!r->direct) {
+		loff_t at = (loff_t)(r->off + r->done);
+		size_t want = RELAY_BUF;
+		if (r->limit && r->off + r->done + want > r->limit)
+			want = r->limit > r->off + r->done ? (size_t)(r->limit - r->off - r->done) : 0;
+		if (!want) {
+			/* Full device: is there more stream? Then it does not fit. */
+			char probe;
+			n = read(r->pipe, &probe, 1);
+			if (n < 0 && errno == EAGAIN)
+				return 0;
+			if (n == 0)
+				return 2;
+			return write_error(r, ENOSPC);
+		}
+		n = splice(r->pipe, NULL, r->file, &at, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			return 1;
+		if (n < 0)
+			return write_error(r, errno);
+		if (n == 0)
+			return 2;
+		r->done += (uint64_t)n;
+		return 1;
+	}
+	n = read(r->pipe, r->buf + r->fill, RELAY_BUF - r->fill);
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n < 0 && errno == EINTR)
+		return 1;
+	if (n < 0)
+		return err_sys(EXIT_FAIL, "reading the stream from QEMU");
+	if (n == 0) {
+		/* Pad the tail to a block: the header records the exact length. */
+		uint32_t len = (uint32_t)ALIGN_UP(r->fill, DIO_ALIGN);
+		if (r->fill) {
+			memset(r->buf + r->fill, 0, len - r->fill);
+			if (flush_block(r, len) < 0)
+				return -1;
+		}
+		return 2;
+	}
+	r->fill += (uint32_t)n;
+	r->done += (uint64_t)n;
+	if (r->fill == RELAY_BUF && flush_block(r, RELAY_BUF) < 0)
+		return -1;
+	return 1;
+}
+
+static int restore_step(struct relay *r)
+{
+	uint64_t left = r->limit - r->done;
+	ssize_t n;
+
+	if (!left)
+		return 2;
+	if (!r->direct) {
+		loff_t at = (loff_t)(r->off + r->done);
+		n = splice(r->file, &at, r->pipe, NULL, left < RELAY_BUF ? (size_t)left : RELAY_BUF,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n == 0)
+			return err_set(EXIT_FAIL, "%s ended %llu bytes before the end of its stream", r->name,
+				       (unsigned long long)left);
+	} else {
+		/* Read an aligned block, hand it out, then the next. */
+		if (r->pos == r->fill) {
+			uint64_t at = r->off + r->done;
+			uint32_t len = left < RELAY_BUF ? (uint32_t)ALIGN_UP(left, DIO_ALIGN) : RELAY_BUF;
+			uint64_t need = left < len ? left : len;
+			ssize_t got = pread_all(r->file, r->buf, len, (off_t)at);
+			if (got < 0)
+				return err_sys(EXIT_FAIL, "reading %s", r->name);
+			if ((uint64_t)got < need)
+				return err_set(EXIT_FAIL, "%s ended %llu bytes before the end of its stream",
+					       r->name, (unsigned long long)(left - (uint64_t)got));
+			r->fill = (uint32_t)need;
+			r->pos = 0;
+		}
+		n = write(r->pipe, r->buf + r->pos, r->fill - r->pos);
+		if (n > 0)
+			r->pos += (uint32_t)n;
+	}
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n < 0 && errno == EINTR)
+		return 1;
+	if (n < 0 && errno == EPIPE)
+		return err_set(EXIT_FAIL, "QEMU stopped reading the stream after %llu bytes",
+			       (unsigned long long)r->done);
+	if (n < 0)
+		return err_sys(EXIT_FAIL, "relaying %s to QEMU", r->name);
+	r->done += (uint64_t)n;
+	return r->done == r->limit ? 2 : 1;
+}
+
+int relay_step(struct relay *r)
+{
+	return r->dir == RELAY_SAVE ? save_step(r) : restore_step(r);
+}

@@ -1,0 +1,36 @@
+/* relay: moves a v2 (sequential) QEMU stream between a pipe and the image,
+ * one non-blocking step at a time so the caller can watch QMP meanwhile;
+ * splice() when buffered, aligned buffers when the image fd is O_DIRECT. */
+#ifndef VMSNAP_RELAY_H
+#define VMSNAP_RELAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define RELAY_BUF (1u << 20)
+
+enum relay_dir { RELAY_SAVE, RELAY_RESTORE };
+
+struct relay {
+	enum relay_dir dir;
+	int pipe;          /* QEMU's other end: read (save) or write (restore) */
+	int file;          /* the image, O_DIRECT when direct */
+	bool direct;
+	uint64_t off;      /* image offset of the stream */
+	uint64_t limit;    /* save: device capacity (0: none); restore: stream length */
+	uint64_t done;     /* stream bytes moved so far */
+	const char *name;  /* image path, for messages */
+	uint8_t *buf;      /* aligned, direct mode only */
+	uint32_t fill;     /* bytes in buf */
+	uint32_t pos;      /* restore: bytes of buf already handed to QEMU */
+};
+
+int relay_init(struct relay *r, enum relay_dir dir, int pipe, int file, bool direct, uint64_t off,
+	       uint64_t limit, const char *name);
+/* Move what can be moved without waiting on the pipe: 1 moved something,
+ * 0 the pipe would block, 2 finished (save: QEMU closed the pipe; restore:
+ * all bytes handed over), -1 error. */
+int relay_step(struct relay *r);
+void relay_free(struct relay *r);
+
+#endif

@@ -1,0 +1,64 @@
+/* snap: the two flows everything else is built on: save a running VM into
+ * an image, restore an image into a running VM. Used by the save/restore
+ * commands, the power-fail watcher, boot-time resume and the console. */
+#ifndef VMSNAP_SNAP_H
+#define VMSNAP_SNAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+struct save_opts {
+	int version;         /* 2 or 3 */
+	unsigned channels;   /* v3; 0: one per usable CPU */
+	bool bypass_cache;
+	bool insisted;       /* --bypass-cache given: no silent fallback */
+	bool keep_running;   /* leave QEMU running after the save */
+	bool golden;         /* mark the image reusable */
+	bool progress;       /* a progress line a second */
+	const char *sign_key; /* private key, or NULL */
+};
+
+/* Milliseconds spent in each phase, for people and the benchmark. */
+struct snap_times {
+	uint64_t total, migrate, sync, digest, qemu_start, qemu_exit;
+};
+
+struct save_result {
+	struct snap_times t;
+	uint64_t ram_size, stream_length, image_size;
+	unsigned channels;
+	bool direct_io;
+	bool signed_;
+};
+
+int snap_save(const struct conf *c, const char *name, const char *target,
+	      const struct save_opts *o, struct save_result *res);
+
+struct restore_opts {
+	const char *name;     /* run under this name instead of the image's */
+	const char *vm_file;  /* use this definition instead of the embedded one */
+	const char *pubkey;   /* verify with this key instead of trusted_keys */
+	int running;          /* 1 --running, 0 --paused, -1 as saved */
+	unsigned channels;    /* v3; 0: one per usable CPU */
+	bool bypass_cache;
+	bool insisted;
+	bool consume;         /* resume-once: mark the image used afterwards */
+	bool progress;
+};
+
+struct restore_result {
+	struct snap_times t;
+	char name[64];
+	bool running;
+	bool golden;
+};
+
+int snap_restore(const struct conf *c, const char *image, const struct restore_opts *o,
+		 struct restore_result *res);
+
+/* Channels for a v3 save or restore: requested, else usable CPUs, capped. */
+unsigned snap_channels(unsigned requested);
+
+#endif

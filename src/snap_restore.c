@@ -1,0 +1,187 @@
+/* snap_restore: start QEMU from an image and resume the guest (snap.h).
+ * Every check runs before QEMU reads a byte; the image is opened read-only
+ * and only a resume-once restore touches it, after the guest runs. */
+#include "snap.h"
+#include "err.h"
+#include "image.h"
+#include "log.h"
+#include "mig.h"
+#include "qmp.h"
+#include "relay.h"
+#include "sign.h"
+#include "storage.h"
+#include "util.h"
+#include "verify.h"
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Mark the image used, so boot-time resume never replays it. */
+static int consume(const char *path, struct img_header *h)
+{
+	uint8_t buf[IMG_HEADER_SIZE];
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return err_sys(EXIT_FAIL, "marking %s consumed", path);
+	h->state = IMG_CONSUMED;
+	img_encode(h, buf);
+	if (pwrite_all(fd, buf, sizeof(buf), 0) < 0 || fdatasync(fd) < 0) {
+		close(fd);
+		return err_sys(EXIT_FAIL, "marking %s consumed", path);
+	}
+	close(fd);
+	return 0;
+}
+
+static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, const char *path,
+		unsigned channels, bool progress, struct mig_stats *st)
+{
+	struct mig_opts mo = { .version = (int)h->version, .channels = channels,
+			       .direct_io = h->version >= 3 && dfd >= 0, .incoming = true };
+	struct relay r;
+	char uri[96];
+	int p[2], rc;
+	long long fdset;
+
+	if (mig_setup(q, &mo) < 0)
+		return -1;
+	if (h->version >= 3) {
+		int fds[2] = { fd, dfd };
+		if (mig_add_fdset(q, fds, dfd >= 0 ? 2 : 1, &fdset) < 0)
+			return -1;
+		snprintf(uri, sizeof(uri), "file:/dev/fdset/%lld,offset=%llu", fdset,
+			 (unsigned long long)h->stream_offset);
+		rc = mig_start(q, &mo, uri);
+		if (rc == 0)
+			rc = mig_wait(q, &mo, NULL, h->ram_size, progress, st);
+		mig_remove_fdset(q, fdset);
+		return rc;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return err_sys(EXIT_FAIL, "pipe");
+	rc = mig_getfd(q, p[0], "vmsnap-stream");
+	close(p[0]);
+	if (rc < 0 || relay_init(&r, RELAY_RESTORE, p[1], dfd >= 0 ? dfd : fd, dfd >= 0,
+				 h->stream_offset, h->stream_length, path) < 0) {
+		close(p[1]);
+		return -1;
+	}
+	rc = mig_start(q, &mo, "fd:vmsnap-stream");
+	if (rc == 0)
+		rc = mig_wait(q, &mo, &r, h->ram_size, progress, st);
+	close(p[1]);
+	relay_free(&r);
+	return rc;
+}
+
+static int open_direct(const char *path, bool insisted)
+{
+	int dfd = stor_open_direct(path, O_RDONLY);
+
+	if (dfd >= 0 || errno != EINVAL)
+		return dfd >= 0 ? dfd : err_sys(EXIT_FAIL, "opening %s with O_DIRECT", path);
+	if (insisted)
+		return err_set(EXIT_USAGE,
+			       "the file system of %s refuses O_DIRECT (tmpfs or ramfs?): drop --bypass-cache",
+			       path);
+	log_warn("the file system of %s refuses O_DIRECT; reading through the page cache instead", path);
+	return -2;
+}
+
+int snap_restore(const struct conf *c, const char *image, const struct restore_opts *o,
+		 struct restore_result *res)
+{
+	struct vfy_opts vo = { .pubkey = o->pubkey, .require_signature = c->require_signature,
+			       .verify_payload = c->verify_payload };
+	struct vfy_result v = { 0 };
+	struct vm_def d = { 0 };
+	struct qmp q = { .fd = -1 };
+	struct mig_stats st;
+	char origin[4200];
+	const char *name = NULL;
+	int fd = -1, dfd = -1, lock = -1, rc = -1;
+	uint64_t size, t0 = now_ms(), t;
+	pid_t pid = 0;
+	bool launched = false;
+
+	memset(res, 0, sizeof(*res));
+	if (stor_open_image(image, &fd, &size) < 0)
+		return -1;
+	if (vfy_image(c, fd, size, image, &vo, &v) < 0)
+		goto out;
+	res->t.digest = v.digest_ms;
+	res->golden = v.h.flags & IMG_F_GOLDEN;
+	if (o->vm_file) {
+		if (vm_def_load(&d, o->vm_file) < 0)
+			goto out;
+	} else {
+		snprintf(origin, sizeof(origin), "image %s definition", image);
+		if (vm_def_parse(&d, v.def, v.h.def_length, origin, EXIT_REFUSED) < 0)
+			goto out;
+	}
+	name = o->name ? o->name : v.h.name;
+	if (!conf_name_ok(name)) {
+		err_set(o->name ? EXIT_USAGE : EXIT_REFUSED, "VM name '%s' is not valid%s", name,
+			o->name ? "" : " (from the image; give --name)");
+		goto out;
+	}
+	str_copy(res->name, sizeof(res->name), name);
+	if ((lock = vm_lock(c, name)) < 0)
+		goto out;
+	if (vm_pid(c, name)) {
+		err_set(EXIT_FAIL, "VM '%s' is already running: stop it first or restore with --name", name);
+		goto out;
+	}
+	/* v3: QEMU's page reads use it; v2: the relay reads aligned blocks with it. */
+	if (o->bypass_cache && (dfd = open_direct(image, o->insisted)) == -1)
+		goto out;
+	if (dfd < 0)
+		dfd = -1;
+
+	t = now_ms();
+	if (vm_launch(c, name, &d, true) < 0)
+		goto out;
+	launched = true;
+	pid = vm_pid(c, name);
+	{
+		struct vm_paths p;
+		if (vm_paths(c, name, &p) < 0 || qmp_connect(&q, p.qmp, QMP_TIMEOUT_MS) < 0)
+			goto out;
+	}
+	res->t.qemu_start = now_ms() - t;
+	if (load(&q, &v.h, fd, dfd, image, snap_channels(o->channels), o->progress, &st) < 0)
+		goto out;
+	res->t.migrate = st.qemu_ms;
+	res->running = o->running >= 0 ? o->running : (v.h.flags & IMG_F_WAS_RUNNING) != 0;
+	if (res->running && qmp_call(&q, "cont", NULL, NULL, 0, NULL) < 0)
+		goto out;
+	res->t.total = now_ms() - t0;
+	if (o->consume && !res->golden && consume(image, &v.h) < 0)
+		log_error("VM '%s' runs, but %s could not be marked consumed: %s; remove it before the next boot",
+			  name, image, err_msg());
+	rc = 0;
+out:
+	if (rc < 0 && launched) {
+		char msg[512];
+		int code = err_code();
+		str_copy(msg, sizeof(msg), err_msg());
+		qmp_close(&q);
+		vm_kill(c, name, pid);
+		err_set(code, "%s", msg);
+	}
+	qmp_close(&q);
+	vm_def_free(&d);
+	vfy_free(&v);
+	if (dfd >= 0)
+		close(dfd);
+	close(fd);
+	if (lock >= 0)
+		close(lock);
+	return rc;
+}
