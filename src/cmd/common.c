@@ -1,0 +1,42 @@
+/* common: option parsing and error printing every command uses (cmd.h). */
+#include "cmd.h"
+#include "err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const struct cmd *cmd_find(const char *name)
+{
+	for (const struct cmd *c = cmd_table; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+int cmd_usage(const struct cmd *cmd)
+{
+	fprintf(stderr, "usage: vmsnap %s\n", cmd->usage);
+	return EXIT_USAGE;
+}
+
+int cmd_fail(const char *name)
+{
+	fprintf(stderr, "vmsnap: %s: %s\n", name, err_msg());
+	return err_code();
+}
+
+int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+	int opt;
+
+	opterr = 0;
+	opt = getopt_long(argc, argv, shortopts, longopts, NULL);
+	if (opt == '?') {
+		if (optopt)
+			fprintf(stderr, "vmsnap: %s: option -%c is unknown or needs a value\n", argv[0], optopt);
+		else
+			fprintf(stderr, "vmsnap: %s: option %s is unknown or needs a value\n", argv[0],
+				argv[optind - 1]);
+	}
+	return opt;
+}

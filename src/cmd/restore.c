@@ -1,0 +1,79 @@
+/* restore: start QEMU from an image and resume the guest (or keep it paused),
+ * after the image passed every check. */
+#include "cmd.h"
+#include "err.h"
+#include "log.h"
+#include "snap.h"
+#include "util.h"
+
+#include <stdio.h>
+
+enum { O_NAME = 1, O_PAUSED, O_RUNNING, O_VMFILE, O_CHANNELS, O_BYPASS, O_PUBKEY, O_JSON, O_VERBOSE };
+
+int cmd_restore(struct conf *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, 0, O_NAME },
+		{ "paused", no_argument, 0, O_PAUSED },
+		{ "running", no_argument, 0, O_RUNNING },
+		{ "vm-file", required_argument, 0, O_VMFILE },
+		{ "parallel-channels", required_argument, 0, O_CHANNELS },
+		{ "bypass-cache", no_argument, 0, O_BYPASS },
+		{ "pubkey", required_argument, 0, O_PUBKEY },
+		{ "json", no_argument, 0, O_JSON },
+		{ "verbose", no_argument, 0, O_VERBOSE },
+		{ 0 },
+	};
+	struct restore_opts o = { .running = -1, .channels = c->channels,
+				  .bypass_cache = c->bypass_cache };
+	struct restore_result r;
+	unsigned long n;
+	bool json = false;
+	int opt;
+
+	optind = 1;
+	while ((opt = cmd_getopt(argc, argv, "v", opts)) != -1) {
+		switch (opt) {
+		case O_NAME: o.name = optarg; break;
+		case O_PAUSED: o.running = 0; break;
+		case O_RUNNING: o.running = 1; break;
+		case O_VMFILE: o.vm_file = optarg; break;
+		case O_CHANNELS:
+			if (parse_uint(optarg, 1, CONFIG_MAX_CHANNELS, &n) < 0) {
+				err_set(EXIT_USAGE, "--parallel-channels %s: use 1..%d", optarg,
+					CONFIG_MAX_CHANNELS);
+				return cmd_fail("restore");
+			}
+			o.channels = (unsigned)n;
+			break;
+		case O_BYPASS: o.bypass_cache = o.insisted = true; break;
+		case O_PUBKEY: o.pubkey = optarg; break;
+		case O_JSON: json = true; break;
+		case 'v': case O_VERBOSE: log_verbose++; break;
+		default: return cmd_usage(cmd_find("restore"));
+		}
+	}
+	if (argc - optind != 1)
+		return cmd_usage(cmd_find("restore"));
+	if (o.bypass_cache && !IS_ENABLED(CONFIG_DIRECT_IO)) {
+		if (o.insisted) {
+			err_set(EXIT_USAGE, "--bypass-cache: this vmsnap was built without CONFIG_DIRECT_IO");
+			return cmd_fail("restore");
+		}
+		o.bypass_cache = false;
+	}
+	o.progress = log_verbose > 0;
+	if (snap_restore(c, argv[optind], &o, &r) < 0)
+		return cmd_fail("restore");
+	if (json)
+		printf("{\"name\":\"%s\",\"image\":\"%s\",\"running\":%s,\"golden\":%s,\"total_ms\":%llu,"
+		       "\"qemu_start_ms\":%llu,\"migrate_ms\":%llu,\"digest_ms\":%llu}\n",
+		       r.name, argv[optind], r.running ? "true" : "false", r.golden ? "true" : "false",
+		       (unsigned long long)r.t.total, (unsigned long long)r.t.qemu_start,
+		       (unsigned long long)r.t.migrate, (unsigned long long)r.t.digest);
+	else
+		printf("restored VM '%s' from %s: %s, %.2f s (QEMU start %.2f s, load %.2f s, verify %.2f s)\n",
+		       r.name, argv[optind], r.running ? "running" : "paused", (double)r.t.total / 1e3,
+		       (double)r.t.qemu_start / 1e3, (double)r.t.migrate / 1e3, (double)r.t.digest / 1e3);
+	return EXIT_OK;
+}

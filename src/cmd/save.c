@@ -1,0 +1,101 @@
+/* save: stop VM NAME and write its whole state into TARGET (a file, or a
+ * block device for v2); QEMU exits afterwards unless --keep-running. */
+#include "cmd.h"
+#include "err.h"
+#include "log.h"
+#include "snap.h"
+#include "util.h"
+
+#include <stdio.h>
+
+enum { O_FORMAT = 1, O_CHANNELS, O_BYPASS, O_KEEP, O_GOLDEN, O_JSON, O_VERBOSE };
+
+static void report(const char *name, const char *target, const struct save_opts *o,
+		   const struct save_result *r, bool json)
+{
+	char ram[32], img[32];
+
+	if (json) {
+		printf("{\"name\":\"%s\",\"target\":\"%s\",\"format\":%d,\"channels\":%u,\"direct_io\":%s,"
+		       "\"signed\":%s,\"ram_size\":%llu,\"stream_length\":%llu,\"image_size\":%llu,"
+		       "\"total_ms\":%llu,\"migrate_ms\":%llu,\"sync_ms\":%llu,\"digest_ms\":%llu,"
+		       "\"qemu_exit_ms\":%llu}\n",
+		       name, target, o->version, r->channels, r->direct_io ? "true" : "false",
+		       r->signed_ ? "true" : "false", (unsigned long long)r->ram_size,
+		       (unsigned long long)r->stream_length, (unsigned long long)r->image_size,
+		       (unsigned long long)r->t.total, (unsigned long long)r->t.migrate,
+		       (unsigned long long)r->t.sync, (unsigned long long)r->t.digest,
+		       (unsigned long long)r->t.qemu_exit);
+		return;
+	}
+	printf("saved VM '%s' to %s: v%d, %s RAM, image %s, %.2f s (migrate %.2f s, sync %.2f s, digest %.2f s)%s\n",
+	       name, target, o->version, fmt_bytes(r->ram_size, ram, sizeof(ram)),
+	       fmt_bytes(r->image_size, img, sizeof(img)), (double)r->t.total / 1e3,
+	       (double)r->t.migrate / 1e3, (double)r->t.sync / 1e3, (double)r->t.digest / 1e3,
+	       r->signed_ ? ", signed" : "");
+}
+
+int cmd_save(struct conf *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "format", required_argument, 0, O_FORMAT },
+		{ "parallel-channels", required_argument, 0, O_CHANNELS },
+		{ "bypass-cache", no_argument, 0, O_BYPASS },
+		{ "keep-running", no_argument, 0, O_KEEP },
+		{ "golden", no_argument, 0, O_GOLDEN },
+		{ "json", no_argument, 0, O_JSON },
+		{ "verbose", no_argument, 0, O_VERBOSE },
+		{ 0 },
+	};
+	struct save_opts o = {
+		.version = c->image_version,
+		.channels = c->channels,
+		.bypass_cache = c->bypass_cache,
+		.sign_key = c->sign_key[0] ? c->sign_key : NULL,
+	};
+	struct save_result r;
+	unsigned long n;
+	bool json = false;
+	int opt;
+
+	optind = 1;
+	while ((opt = cmd_getopt(argc, argv, "v", opts)) != -1) {
+		switch (opt) {
+		case O_FORMAT:
+			if (parse_uint(optarg, 2, 3, &n) < 0) {
+				err_set(EXIT_USAGE, "--format %s: use 2 or 3", optarg);
+				return cmd_fail("save");
+			}
+			o.version = (int)n;
+			break;
+		case O_CHANNELS:
+			if (parse_uint(optarg, 1, CONFIG_MAX_CHANNELS, &n) < 0) {
+				err_set(EXIT_USAGE, "--parallel-channels %s: use 1..%d", optarg,
+					CONFIG_MAX_CHANNELS);
+				return cmd_fail("save");
+			}
+			o.channels = (unsigned)n;
+			break;
+		case O_BYPASS: o.bypass_cache = o.insisted = true; break;
+		case O_KEEP: o.keep_running = true; break;
+		case O_GOLDEN: o.golden = true; break;
+		case O_JSON: json = true; break;
+		case 'v': case O_VERBOSE: log_verbose++; break;
+		default: return cmd_usage(cmd_find("save"));
+		}
+	}
+	if (argc - optind != 2)
+		return cmd_usage(cmd_find("save"));
+	if (o.bypass_cache && !IS_ENABLED(CONFIG_DIRECT_IO)) {
+		if (o.insisted) {
+			err_set(EXIT_USAGE, "--bypass-cache: this vmsnap was built without CONFIG_DIRECT_IO");
+			return cmd_fail("save");
+		}
+		o.bypass_cache = false;
+	}
+	o.progress = log_verbose > 0;
+	if (snap_save(c, argv[optind], argv[optind + 1], &o, &r) < 0)
+		return cmd_fail("save");
+	report(argv[optind], argv[optind + 1], &o, &r, json);
+	return EXIT_OK;
+}
