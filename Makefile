@@ -116,12 +116,12 @@ $(O)/host/vmsnap: $(call hobj,$(SRC) $(THIRD_SRC))
 	$(HOSTCC) $(HOST_LDFLAGS) -pthread -o $@ $^
 
 guest:
-	@$(MAKE) --no-print-directory -C tests/guest O=$(abspath $(O)/guest)
+	@$(MAKE) --no-print-directory -C tests/guest O=$(abspath $(O)/guest) CC=$(HOSTCC)
 
 # Unit tests: host compiler, cmocka, one binary per tests/unit/test_*.c.
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/unit/%,$(UNIT_SRC))
-$(O)/unit/%: tests/unit/%.c $(HOST_LIB_OBJS)
+$(O)/unit/%: tests/unit/%.c tests/unit/helpers.h $(HOST_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(HOSTCC) $(HOST_CFLAGS) $(HOST_LDFLAGS) -Itests/unit -o $@ $< $(HOST_LIB_OBJS) -lcmocka -pthread
 

@@ -101,6 +101,8 @@ static int set_global(struct ctx *x, int line, const char *name, const char *val
 		case K_PATH:
 			if (str_copy(p, CONF_PATH_MAX, val) < 0)
 				return bad(x, line, name, val, "longer than 255 characters");
+			if (!strcmp(name, "powerfail_trigger") && val[0] != '/')
+				return bad(x, line, name, val, "must be an absolute path");
 			return 0;
 		case K_BOOL:
 			if (parse_bool(val, p) < 0)
@@ -193,8 +195,6 @@ int conf_load(struct conf *c, const char *path, bool required)
 			       path, rc);
 	if (rc != 0)
 		return rc == -2 ? err_set(EXIT_FAIL, "%s: out of memory", path) : -1;
-	if (c->powerfail_trigger[0] && c->powerfail_trigger[0] != '/')
-		return err_set(EXIT_USAGE, "%s: powerfail_trigger must be an absolute path", path);
 	return 0;
 }
 

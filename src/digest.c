@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mbedtls/sha256.h"
@@ -121,9 +122,14 @@ int sig_payload_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk, int t
 	int started = 0;
 	uint8_t hdr[18 + 16], *buf;
 	mbedtls_sha256_context c;
+	struct stat st;
 
 	if (chunk < 4096 || (chunk & (chunk - 1)))
 		return err_set(EXIT_FAIL, "digest chunk %u is not a power of two >= 4096", chunk);
+	/* SEEK_DATA cannot tell a hole from the end of a file: refuse a region past it. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && off + len > (uint64_t)st.st_size)
+		return err_set(EXIT_FAIL, "payload digest: the region ends at %llu, past the end of the file (%llu)",
+			       (unsigned long long)(off + len), (unsigned long long)st.st_size);
 	j.n_chunks = (len + chunk - 1) / chunk;
 	j.hashes = malloc(j.n_chunks ? j.n_chunks * SIG_HASH : 1);
 	buf = malloc(READ_PIECE);

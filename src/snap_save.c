@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -215,8 +216,8 @@ static int finish(struct save *s)
 	return 0;
 }
 
-/* Put the VM back as it was after a failure past the stop. */
-static void roll_back(struct save *s)
+/* Put the VM back as it was after a failure past the stop: true if it runs again. */
+static bool roll_back(struct save *s)
 {
 	if (s->pipe[0] >= 0) {
 		close(s->pipe[0]); /* unblocks QEMU if it is writing into the pipe */
@@ -229,14 +230,30 @@ static void roll_back(struct save *s)
 	if (s->stopped) {
 		/* A cancel takes effect asynchronously; cont is refused until then. */
 		for (int i = 0; i < 100; i++) {
-			if (qmp_call(&s->q, "cont", NULL, NULL, 0, NULL) == 0) {
-				log_info("VM '%s' is running again", s->name);
-				return;
-			}
+			if (qmp_call(&s->q, "cont", NULL, NULL, 0, NULL) == 0)
+				return true;
 			usleep(50000);
 		}
 		log_error("could not resume VM '%s': %s", s->name, err_msg());
 	}
+	return false;
+}
+
+/* When the target's file system filled up, say how full it is. */
+static void explain_full(struct save *s, char *msg, size_t size)
+{
+	struct statvfs sv;
+	char a[32], b[32];
+	size_t n = strlen(msg);
+
+	if (s->t.kind != STOR_REG || s->t.fd < 0 || fstatvfs(s->t.fd, &sv) < 0 ||
+	    (uint64_t)sv.f_bavail * sv.f_frsize > (8u << 20) || strstr(msg, " free"))
+		return;
+	/* Truncation only shortens the explanation; the error itself is already there. */
+	if (snprintf(msg + n, size - n, " (the file system of %s has %s free; the VM has %s of RAM)",
+		     s->t.path, fmt_bytes((uint64_t)sv.f_bavail * sv.f_frsize, a, sizeof(a)),
+		     fmt_bytes(s->h.ram_size, b, sizeof(b))) < 0)
+		msg[n] = 0;
 }
 
 int snap_save(const struct conf *c, const char *name, const char *target,
@@ -244,7 +261,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 {
 	struct save s = { .c = c, .name = name, .o = o, .res = res, .pipe = { -1, -1 }, .fdset = -1 };
 	uint64_t t0 = now_ms();
-	char saved_err[512];
+	char saved_err[600];
 	int saved_code, lock, rc = -1;
 	struct mig_stats st;
 
@@ -318,12 +335,15 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	rc = 0;
 out:
 	if (rc < 0) {
+		bool stopped = s.stopped, resumed = false;
 		str_copy(saved_err, sizeof(saved_err), err_msg());
 		saved_code = err_code();
+		explain_full(&s, saved_err, sizeof(saved_err));
 		if (s.q.fd > 0)
-			roll_back(&s);
+			resumed = roll_back(&s);
 		stor_discard(&s.t);
-		err_set(saved_code, "%s", saved_err);
+		err_set(saved_code, "%s%s", saved_err,
+			!stopped ? "" : resumed ? "; the VM is running again" : "; the VM stays paused");
 	} else {
 		stor_discard(&s.t);
 	}

@@ -78,9 +78,10 @@ int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *ori
 		if (!*opt || *opt == '#')
 			continue;
 		if (opt[0] != '-' || !opt[1]) {
-			vm_def_free(d);
-			return err_set(code, "%s:%d: '%s': each line is one QEMU option starting with '-'",
-				       origin, line, opt);
+			err_set(code, "%s:%d: '%s': each line is one QEMU option starting with '-'",
+				origin, line, opt);
+			vm_def_free(d); /* opt points into it: report first */
+			return -1;
 		}
 		val = opt + strcspn(opt, " \t");
 		if (*val) {
@@ -88,9 +89,10 @@ int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *ori
 			val = trim(val);
 		}
 		if (is_forbidden(opt)) {
+			err_set(code, "%s:%d: option %s is not allowed: vmsnap manages it", origin, line,
+				opt);
 			vm_def_free(d);
-			return err_set(code, "%s:%d: option %s is not allowed: vmsnap manages it", origin,
-				       line, opt);
+			return -1;
 		}
 		if (d->argc + 2 > VM_ARGS_MAX) {
 			vm_def_free(d);
@@ -241,7 +243,10 @@ static void last_line(char *buf, size_t len, char *out, size_t size)
 	start = end;
 	while (start > buf && start[-1] != '\n')
 		start--;
-	snprintf(out, size, "%s", start);
+	if (str_copy(out, size, start) < 0) { /* keep the beginning of a long line */
+		memcpy(out, start, size - 1);
+		out[size - 1] = 0;
+	}
 }
 
 int vm_launch(const struct conf *c, const char *name, const struct vm_def *d, bool incoming)

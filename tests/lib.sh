@@ -1,0 +1,137 @@
+# lib.sh: sourced by every integration test. A scratch directory with its own
+# vmsnap.conf, the test guest as VMs, TAP output ("ok - name" / "not ok - name"),
+# and a cleanup that stops every QEMU and loop device the test created.
+set -u
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VMSNAP=${VMSNAP_BIN:-$TOP/build/vmsnap}
+GUEST=$TOP/build/guest/guest.elf
+PATCHECK=$TOP/build/guest/patcheck
+T=$(mktemp -d /tmp/vmsnap-it.XXXXXX)
+mkdir -p "$T/vms" "$T/run" "$T/save"
+
+cat >"$T/vmsnap.conf" <<CONF
+vm_dir = $T/vms
+run_dir = $T/run
+save_dir = $T/save
+trusted_keys = $T/trusted
+CONF
+
+vs() { "$VMSNAP" --config "$T/vmsnap.conf" "$@"; }
+
+cleanup() {
+	local p
+	for p in "$T"/run/*.pid; do
+		[ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null
+	done
+	pkill -9 -f "$T/" 2>/dev/null
+	sleep 0.2
+	awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r | xargs -r -n1 umount
+	for p in "$T"/loop.*; do
+		[ -f "$p" ] && losetup -j "$p" | cut -d: -f1 | xargs -r -n1 losetup -d
+	done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+# --- TAP ------------------------------------------------------------------
+pass() { echo "ok - $1"; }
+fail() { echo "not ok - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+# check NAME CONDITION...: ok if the command succeeds.
+check() {
+	local name=$1; shift
+	if "$@"; then pass "$name"; else fail "$name" "failed: $*"; fi
+}
+not() { ! "$@"; }
+# expect_rc NAME CODE CMD...: the command exits CODE; its stderr is kept in $T/err.
+expect_rc() {
+	local name=$1 want=$2 rc; shift 2
+	"$@" >"$T/out" 2>"$T/err"; rc=$?
+	if [ "$rc" = "$want" ]; then pass "$name"; else
+		fail "$name" "exit $rc, wanted $want: $*" "stderr: $(head -c 400 "$T/err")"; fi
+}
+# One-line error that names what is wrong.
+err_names() { [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -- "$1" "$T/err"; }
+
+# --- the test guest --------------------------------------------------------
+# define_guest NAME MEM [SEED] [FILL%]
+define_guest() {
+	local name=$1 mem=$2 seed=${3:-7} fill=${4:-100}
+	cat >"$T/vms/$name.vm" <<VM
+# test guest: fills RAM with a seeded pattern, counts, reports on COM1
+-machine q35,accel=tcg
+-m $mem
+-display none
+-nodefaults
+-kernel $GUEST
+-append seed=$seed fill=$fill tick_ms=200
+-chardev file,id=ser0,path=$T/$name.log,append=on
+-serial chardev:ser0
+VM
+	: >"$T/$name.log"
+}
+
+log_of() { echo "$T/$1.log"; }
+# wait_log NAME REGEX SECONDS [SKIP_LINES]: a line matching after SKIP_LINES.
+wait_log() {
+	local f=$T/$1.log re=$2 deadline=$((SECONDS + $3)) skip=${4:-0}
+	while [ $SECONDS -lt $deadline ]; do
+		tail -n +"$((skip + 1))" "$f" 2>/dev/null | grep -qE "$re" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+lines() { wc -l <"$T/$1.log"; }
+last_tick() { grep -E '^tick [0-9]+$' "$T/$1.log" | tail -n 1 | cut -d' ' -f2; }
+
+# start_guest NAME MEM [SEED] [FILL]: defined, running, RAM filled and checked.
+start_guest() {
+	define_guest "$@"
+	vs run "$1" >/dev/null || return 1
+	wait_log "$1" '^check ok' 300 && wait_log "$1" '^tick 5$' 30
+}
+
+# After a restore: the guest counts on from where it was (no reboot, no
+# restart from 1). ticks_continue NAME TICK_BEFORE SKIP_LINES
+ticks_continue() {
+	local name=$1 before=$2 skip=$3 n
+	wait_log "$name" '^tick ' 30 "$skip" || { echo "no tick after restore" >&2; return 1; }
+	if tail -n +"$((skip + 1))" "$T/$name.log" | grep -q '^vmsnap-guest start'; then
+		echo "the guest rebooted" >&2; return 1
+	fi
+	n=$(tail -n +"$((skip + 1))" "$T/$name.log" | grep -E '^tick ' | head -n 1 | cut -d' ' -f2)
+	[ "$n" -gt "$before" ] || { echo "tick $n after restore, $before before" >&2; return 1; }
+}
+
+# The guest re-checks all of its RAM itself (key 'c').
+guest_selfcheck() {
+	local name=$1 skip
+	skip=$(lines "$name")
+	vs qmp "$name" '{"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"c"}]}}' >/dev/null || return 1
+	wait_log "$name" '^check (ok|FAIL)' 300 "$skip" || return 1
+	tail -n +"$((skip + 1))" "$T/$name.log" | grep -qE '^check ok'
+}
+
+# Page for page from outside: dump every filled range with pmemsave and
+# compare with the pattern. dump_check NAME SEED
+dump_check() {
+	local name=$1 seed=$2 start end len
+	grep -qE '^fill range ' "$T/$name.log" || { echo "no fill ranges in the log" >&2; return 1; }
+	grep -E '^fill range ' "$T/$name.log" | head -n 8 | while read -r _ _ start end; do
+		len=$((end - start))
+		vs qmp "$name" "{\"execute\":\"pmemsave\",\"arguments\":{\"val\":$((start)),\"size\":$len,\"filename\":\"$T/dump\"}}" >/dev/null || exit 1
+		"$PATCHECK" --seed "$seed" --base "$start" "$T/dump" >/dev/null || exit 1
+		rm -f "$T/dump"
+	done
+}
+
+# A loop device of SIZE over a file in $T (removed by cleanup): echoes it.
+make_loop() {
+	local f
+	f=$(mktemp "$T/loop.XXXXXX") && truncate -s "$1" "$f" && losetup --find --show "$f"
+}
+# An ext4 file system of SIZE on a loop device, mounted at $T/NAME: echoes the mount point.
+make_ext4() {
+	local dev
+	dev=$(make_loop "$2") && mkfs.ext4 -q "$dev" && mkdir -p "$T/$1" && mount "$dev" "$T/$1" || return 1
+	echo "$T/$1"
+}

@@ -1,0 +1,288 @@
+/* test_digest: sig_payload_digest against a reference of its documented
+ * format: holes, regions, thread counts, odd lengths, short files. */
+#include "helpers.h"
+#include "sign.h"
+
+#include "mbedtls/sha256.h"
+
+#define CHUNK 4096u
+
+static char dir[64];
+
+static int setup(void **s)
+{
+	(void)s;
+	tu_mkdtemp(dir);
+	return 0;
+}
+
+static int teardown(void **s)
+{
+	(void)s;
+	tu_rmtree(dir);
+	return 0;
+}
+
+/* The format (digest.c): SHA-256("vmsnap-payload-v1\0", chunk LE64,
+ * length LE64, SHA-256 of each chunk in order), computed from memory. */
+static void reference(const uint8_t *data, uint64_t len, uint32_t chunk, uint8_t out[SIG_HASH])
+{
+	uint8_t hdr[34] = "vmsnap-payload-v1", h[SIG_HASH];
+	mbedtls_sha256_context c;
+
+	for (int i = 0; i < 8; i++) {
+		hdr[18 + i] = (uint8_t)((uint64_t)chunk >> (8 * i));
+		hdr[26 + i] = (uint8_t)(len >> (8 * i));
+	}
+	mbedtls_sha256_init(&c);
+	mbedtls_sha256_starts(&c, 0);
+	mbedtls_sha256_update(&c, hdr, sizeof(hdr));
+	for (uint64_t off = 0; off < len; off += chunk) {
+		sig_sha256(data + off, len - off < chunk ? len - off : chunk, h);
+		mbedtls_sha256_update(&c, h, SIG_HASH);
+	}
+	mbedtls_sha256_finish(&c, out);
+	mbedtls_sha256_free(&c);
+}
+
+/* n bytes where the 4 KiB blocks listed in `zero` (and the tail past
+ * `data_end`) are zero, the rest a pattern. */
+static uint8_t *content(size_t n, const int *zero, size_t nz, size_t data_end)
+{
+	uint8_t *b = malloc(n);
+
+	assert_non_null(b);
+	for (size_t i = 0; i < n; i++)
+		b[i] = i < data_end ? (uint8_t)(i * 31 + (i >> 12) + 1) : 0;
+	for (size_t i = 0; i < nz; i++)
+		memset(b + (size_t)zero[i] * 4096, 0, 4096);
+	return b;
+}
+
+/* Write b to name, dense or with every all-zero 4 KiB block left a hole. */
+static int write_file(const char *name, const uint8_t *b, size_t n, bool sparse)
+{
+	static const uint8_t zero[4096];
+	char path[4096];
+	int fd = open(tu_path(path, dir, name), O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+	assert_true(fd >= 0);
+	for (size_t off = 0; off < n; off += 4096) {
+		size_t len = n - off < 4096 ? n - off : 4096;
+		if (sparse && !memcmp(b + off, zero, len))
+			continue;
+		assert_int_equal(pwrite(fd, b + off, len, (off_t)off), (ssize_t)len);
+	}
+	assert_int_equal(ftruncate(fd, (off_t)n), 0);
+	return fd;
+}
+
+static void digest(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
+		   uint8_t out[SIG_HASH])
+{
+	if (sig_payload_digest(fd, off, len, chunk, threads, out) < 0)
+		fail_msg("sig_payload_digest(%llu, %llu, %u, %d): %s", (unsigned long long)off,
+			 (unsigned long long)len, chunk, threads, tu_msg());
+}
+
+static void test_root_follows_the_documented_format(void **s)
+{
+	uint8_t *b = content(3 * CHUNK + 777, NULL, 0, SIZE_MAX), got[SIG_HASH], want[SIG_HASH];
+	int fd = write_file("dense", b, 3 * CHUNK + 777, false);
+
+	(void)s;
+	digest(fd, 0, 3 * CHUNK + 777, CHUNK, 1, got);
+	reference(b, 3 * CHUNK + 777, CHUNK, want);
+	assert_memory_equal(got, want, SIG_HASH);
+	close(fd);
+	free(b);
+}
+
+static void test_sparse_file_has_the_same_root_as_dense(void **s)
+{
+	static const int zero[] = { 1, 2, 3, 7, 8, 20, 21, 22, 23 };
+	const size_t n = 32 * CHUNK + 1000, data_end = 30 * CHUNK; /* zero tail: a hole */
+	static const uint32_t chunks[] = { 4096, 8192, 16384, 1u << 20 };
+	uint8_t *b = content(n, zero, ARRAY_SIZE(zero), data_end);
+	uint8_t d[SIG_HASH], sp[SIG_HASH], want[SIG_HASH];
+	int dense = write_file("dense", b, n, false), sparse = write_file("sparse", b, n, true);
+	struct stat st_d, st_s;
+
+	(void)s;
+	assert_int_equal(fstat(dense, &st_d), 0);
+	assert_int_equal(fstat(sparse, &st_s), 0);
+	assert_true(st_s.st_blocks < st_d.st_blocks); /* the holes are real */
+	for (size_t i = 0; i < ARRAY_SIZE(chunks); i++) {
+		digest(dense, 0, n, chunks[i], 1, d);
+		digest(sparse, 0, n, chunks[i], 1, sp);
+		reference(b, n, chunks[i], want);
+		assert_memory_equal(d, want, SIG_HASH);
+		assert_memory_equal(sp, want, SIG_HASH);
+	}
+	close(dense);
+	close(sparse);
+	free(b);
+}
+
+static void test_one_changed_byte_changes_the_root(void **s)
+{
+	const size_t n = 8 * CHUNK + 10, at[] = { 0, 4095, 4096, 5 * CHUNK + 17, 8 * CHUNK + 9 };
+	uint8_t *b = content(n, NULL, 0, SIZE_MAX), base[SIG_HASH], got[SIG_HASH];
+	int fd = write_file("f", b, n, false);
+
+	(void)s;
+	digest(fd, 0, n, CHUNK, 2, base);
+	for (size_t i = 0; i < ARRAY_SIZE(at); i++) {
+		uint8_t v = b[at[i]] ^ 0x01;
+		assert_int_equal(pwrite(fd, &v, 1, (off_t)at[i]), 1);
+		digest(fd, 0, n, CHUNK, 2, got);
+		if (!memcmp(got, base, SIG_HASH))
+			fail_msg("byte %zu changed, root did not", at[i]);
+		assert_int_equal(pwrite(fd, &b[at[i]], 1, (off_t)at[i]), 1);
+	}
+	digest(fd, 0, n, CHUNK, 2, got);
+	assert_memory_equal(got, base, SIG_HASH);
+	close(fd);
+	free(b);
+}
+
+/* Only [off, off+len) counts: the bytes around it can be anything. */
+static void test_offset_and_length_select_the_region(void **s)
+{
+	const size_t pre = 5000, len = 5 * CHUNK + 123, post = 3000, n = pre + len + post;
+	uint8_t *b = content(n, NULL, 0, SIZE_MAX), got[SIG_HASH], want[SIG_HASH];
+	int fd = write_file("f", b, n, false);
+	uint8_t junk[64];
+
+	(void)s;
+	reference(b + pre, len, CHUNK, want);
+	digest(fd, pre, len, CHUNK, 1, got);
+	assert_memory_equal(got, want, SIG_HASH);
+	memset(junk, 0xee, sizeof(junk));
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), 0), (ssize_t)sizeof(junk));
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), (off_t)(n - sizeof(junk))), (ssize_t)sizeof(junk));
+	assert_int_equal(pwrite(fd, junk, 1, (off_t)(pre - 1)), 1);
+	assert_int_equal(pwrite(fd, junk, 1, (off_t)(pre + len)), 1);
+	digest(fd, pre, len, CHUNK, 1, got);
+	assert_memory_equal(got, want, SIG_HASH);
+	digest(fd, pre - 1, len, CHUNK, 1, got); /* one byte earlier: another region */
+	assert_memory_not_equal(got, want, SIG_HASH);
+	close(fd);
+	free(b);
+}
+
+static void test_thread_counts_give_identical_roots(void **s)
+{
+	static const int zero[] = { 3, 4, 10, 11, 12, 40, 63 };
+	static const int threads[] = { 1, 2, 16, 0, 64 };
+	const size_t n = 64 * CHUNK + 512;
+	uint8_t *b = content(n, zero, ARRAY_SIZE(zero), SIZE_MAX), want[SIG_HASH], got[SIG_HASH];
+	int fd = write_file("sparse", b, n, true);
+
+	(void)s;
+	reference(b, n, CHUNK, want);
+	for (size_t i = 0; i < ARRAY_SIZE(threads); i++) {
+		digest(fd, 0, n, CHUNK, threads[i], got);
+		if (memcmp(got, want, SIG_HASH))
+			fail_msg("%d threads: wrong root", threads[i]);
+	}
+	close(fd);
+	free(b);
+}
+
+/* The length is part of the root: a partial last chunk is not padded. */
+static void test_length_not_a_multiple_of_the_chunk(void **s)
+{
+	const size_t n = 3 * CHUNK + 1;
+	uint8_t *b = content(n, NULL, 0, 3 * CHUNK), got[SIG_HASH], want[SIG_HASH], even[SIG_HASH];
+	int fd = write_file("f", b, n, false);
+
+	(void)s;
+	reference(b, n, CHUNK, want);
+	digest(fd, 0, n, CHUNK, 4, got);
+	assert_memory_equal(got, want, SIG_HASH);
+	digest(fd, 0, 3 * CHUNK, CHUNK, 4, even);
+	assert_memory_not_equal(got, even, SIG_HASH); /* the extra byte is zero */
+	close(fd);
+	free(b);
+}
+
+static void test_empty_region(void **s)
+{
+	uint8_t b[16] = { 1 }, got[SIG_HASH], want[SIG_HASH], other[SIG_HASH];
+	int fd = write_file("f", b, sizeof(b), false);
+
+	(void)s;
+	digest(fd, 3, 0, CHUNK, 4, got);
+	reference(b, 0, CHUNK, want);
+	assert_memory_equal(got, want, SIG_HASH);
+	digest(fd, 3, 0, 2 * CHUNK, 4, other); /* the chunk size is part of it */
+	assert_memory_not_equal(got, other, SIG_HASH);
+	close(fd);
+}
+
+static void test_bad_chunk_size_fails(void **s)
+{
+	static const uint32_t bad[] = { 0, 1, 2048, 4095, 4097, 3 * 4096 };
+	uint8_t out[SIG_HASH];
+
+	(void)s;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		assert_int_equal(sig_payload_digest(0, 0, 4096, bad[i], 1, out), -1);
+		assert_err(EXIT_FAIL, "digest chunk");
+	}
+}
+
+/* The file ends inside the region's last chunk. */
+static void test_file_ending_mid_chunk_fails(void **s)
+{
+	const size_t n = 2 * CHUNK + 100;
+	uint8_t *b = content(n, NULL, 0, SIZE_MAX), out[SIG_HASH];
+	int fd = write_file("short", b, n, false);
+
+	(void)s;
+	assert_int_equal(sig_payload_digest(fd, 0, 3 * CHUNK, CHUNK, 1, out), -1);
+	assert_int_equal(sig_payload_digest(fd, 50, 2 * CHUNK + 51, CHUNK, 2, out), -1);
+	close(fd);
+	free(b);
+}
+
+/* Whole chunks missing past the end of the file are not holes: there are no
+ * bytes to digest, so the call must fail rather than hash them as zeros. */
+static void test_region_past_end_of_file_fails(void **s)
+{
+	const size_t n = 2 * CHUNK;
+	uint8_t *b = content(n, NULL, 0, SIZE_MAX), out[SIG_HASH];
+	int fd = write_file("short", b, n, false);
+
+	int past_end, at_end;
+
+	(void)s;
+	past_end = sig_payload_digest(fd, 0, 3 * CHUNK, CHUNK, 1, out);
+	at_end = sig_payload_digest(fd, n, CHUNK, CHUNK, 1, out);
+	close(fd);
+	free(b);
+	if (past_end != -1)
+		fail_msg("file of %zu bytes, region 0..%u: digest computed over missing bytes", n,
+			 3 * CHUNK);
+	if (at_end != -1)
+		fail_msg("region starting at the end of the file: digest computed over missing bytes");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_root_follows_the_documented_format),
+		cmocka_unit_test(test_sparse_file_has_the_same_root_as_dense),
+		cmocka_unit_test(test_one_changed_byte_changes_the_root),
+		cmocka_unit_test(test_offset_and_length_select_the_region),
+		cmocka_unit_test(test_thread_counts_give_identical_roots),
+		cmocka_unit_test(test_length_not_a_multiple_of_the_chunk),
+		cmocka_unit_test(test_empty_region),
+		cmocka_unit_test(test_bad_chunk_size_fails),
+		cmocka_unit_test(test_file_ending_mid_chunk_fails),
+		cmocka_unit_test(test_region_past_end_of_file_fails),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,223 @@
+/* test_storage: stor_check_save on files, directories, pipes and character
+ * devices; stor_create/commit/discard of regular files and the busy lock. */
+#include "helpers.h"
+#include "storage.h"
+
+static char dir[64];
+
+static int setup(void **s)
+{
+	(void)s;
+	tu_mkdtemp(dir);
+	return 0;
+}
+
+static int teardown(void **s)
+{
+	(void)s;
+	tu_rmtree(dir);
+	return 0;
+}
+
+static int check(const char *path, int version, enum stor_kind *kind)
+{
+	uint64_t size = 99;
+	int rc;
+
+	err_clear();
+	rc = stor_check_save(path, version, kind, &size);
+	assert_int_equal(size, 0);
+	return rc;
+}
+
+static void test_new_file_in_existing_directory_is_ok(void **s)
+{
+	char p[4096];
+	enum stor_kind kind = STOR_OTHER;
+
+	(void)s;
+	for (int v = 2; v <= 3; v++) {
+		assert_int_equal(check(tu_path(p, dir, "new.img"), v, &kind), 0);
+		assert_int_equal(kind, STOR_MISSING);
+	}
+}
+
+static void test_existing_regular_file_is_ok(void **s)
+{
+	char p[4096];
+	enum stor_kind kind = STOR_OTHER;
+
+	(void)s;
+	tu_write_str(tu_path(p, dir, "old.img"), "old");
+	assert_int_equal(check(p, 3, &kind), 0);
+	assert_int_equal(kind, STOR_REG);
+}
+
+static void test_missing_directory_is_usage_error(void **s)
+{
+	char d[4096], p[4096];
+	enum stor_kind kind;
+
+	(void)s;
+	tu_path(d, dir, "nodir");
+	assert_int_equal(check(tu_path(p, d, "x.img"), 2, &kind), -1);
+	assert_err(EXIT_USAGE, d);
+	/* A file where the directory should be. */
+	tu_write_str(d, "");
+	assert_int_equal(check(p, 2, &kind), -1);
+	assert_int_equal(err_code(), EXIT_USAGE);
+	unlink(d);
+}
+
+static void test_fifo_is_refused_for_v2_and_v3(void **s)
+{
+	char p[4096];
+	enum stor_kind kind;
+
+	(void)s;
+	assert_int_equal(mkfifo(tu_path(p, dir, "pipe"), 0600), 0);
+	for (int v = 2; v <= 3; v++) {
+		assert_int_equal(check(p, v, &kind), -1);
+		assert_int_equal(kind, STOR_OTHER);
+		assert_err(EXIT_USAGE, "a pipe");
+		assert_err(EXIT_USAGE, p);
+	}
+	unlink(p);
+}
+
+static void test_directory_is_refused(void **s)
+{
+	enum stor_kind kind;
+
+	(void)s;
+	for (int v = 2; v <= 3; v++) {
+		assert_int_equal(check(dir, v, &kind), -1);
+		assert_err(EXIT_USAGE, "a directory");
+	}
+}
+
+static void test_v3_to_character_device_is_refused(void **s)
+{
+	enum stor_kind kind;
+
+	(void)s;
+	assert_int_equal(check("/dev/null", 3, &kind), -1);
+	assert_int_equal(kind, STOR_OTHER);
+	assert_err(EXIT_USAGE, "character device");
+	assert_err(EXIT_USAGE, "v3");
+	assert_int_equal(check("/dev/null", 2, &kind), -1);
+	assert_err(EXIT_USAGE, "character device");
+}
+
+static void test_create_then_commit_moves_temp_into_place(void **s)
+{
+	char p[4096], tmp[4096], buf[IMG_HEADER_SIZE + 6];
+	uint8_t hdr[IMG_HEADER_SIZE];
+	struct stor_target t;
+	int fd;
+
+	(void)s;
+	tu_path(p, dir, "vm1.img");
+	tu_path(tmp, dir, ".vm1.img.vmsnap-partial");
+	assert_int_equal(stor_create(&t, p, false, false), 0);
+	assert_int_equal(t.kind, STOR_REG);
+	assert_string_equal(t.tmp, tmp);
+	assert_int_equal(t.dfd, -1);
+	assert_int_equal(access(tmp, F_OK), 0);
+	assert_int_equal(access(p, F_OK), -1);
+	assert_int_equal(pwrite(t.fd, "stream", 6, IMG_HEADER_SIZE), 6);
+	memset(hdr, 0xab, sizeof(hdr));
+	memcpy(hdr, IMG_MAGIC, 8);
+	assert_int_equal(stor_commit(&t, hdr), 0);
+	assert_int_equal(access(tmp, F_OK), -1);
+	stor_discard(&t); /* closes; the committed image stays */
+	fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	close(fd);
+	assert_memory_equal(buf, hdr, IMG_HEADER_SIZE);
+	assert_memory_equal(buf + IMG_HEADER_SIZE, "stream", 6);
+	unlink(p);
+}
+
+static void test_commit_replaces_an_older_image(void **s)
+{
+	char p[4096], *text;
+	uint8_t hdr[IMG_HEADER_SIZE] = "NEWHEADER";
+	struct stor_target t;
+	size_t len;
+
+	(void)s;
+	tu_write_str(tu_path(p, dir, "vm2.img"), "old image");
+	assert_int_equal(stor_create(&t, p, false, false), 0);
+	assert_int_equal(stor_commit(&t, hdr), 0);
+	stor_discard(&t);
+	assert_int_equal(read_file(p, 1 << 20, &text, &len), 0);
+	assert_int_equal(len, IMG_HEADER_SIZE);
+	assert_string_equal(text, "NEWHEADER");
+	free(text);
+	unlink(p);
+}
+
+static void test_discard_keeps_the_older_image(void **s)
+{
+	char p[4096], tmp[4096], *text;
+	struct stor_target t;
+	size_t len;
+
+	(void)s;
+	tu_write_str(tu_path(p, dir, "vm3.img"), "old image");
+	assert_int_equal(stor_create(&t, p, false, false), 0);
+	assert_int_equal(write(t.fd, "partial junk", 12), 12);
+	assert_int_equal(access(t.tmp, F_OK), 0);
+	strcpy(tmp, t.tmp);
+	stor_discard(&t);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_int_equal(t.fd, -1);
+	assert_int_equal(read_file(p, 1 << 20, &text, &len), 0);
+	assert_string_equal(text, "old image");
+	free(text);
+	unlink(p);
+}
+
+static void test_second_create_on_same_target_is_busy(void **s)
+{
+	char p[4096], tmp[4096];
+	struct stor_target a, b;
+	struct stat st;
+
+	(void)s;
+	tu_path(p, dir, "vm4.img");
+	assert_int_equal(stor_create(&a, p, false, false), 0);
+	assert_int_equal(write(a.fd, "first", 5), 5);
+	strcpy(tmp, a.tmp);
+	err_clear();
+	assert_int_equal(stor_create(&b, p, false, false), -1);
+	assert_err(EXIT_FAIL, "busy");
+	stor_discard(&b); /* must not remove the first save's file */
+	assert_int_equal(stat(tmp, &st), 0);
+	assert_int_equal(st.st_size, 5); /* nor truncated it */
+	stor_discard(&a);
+	assert_int_equal(access(tmp, F_OK), -1);
+	/* Free again once the first is gone. */
+	assert_int_equal(stor_create(&b, p, false, false), 0);
+	stor_discard(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_new_file_in_existing_directory_is_ok),
+		cmocka_unit_test(test_existing_regular_file_is_ok),
+		cmocka_unit_test(test_missing_directory_is_usage_error),
+		cmocka_unit_test(test_fifo_is_refused_for_v2_and_v3),
+		cmocka_unit_test(test_directory_is_refused),
+		cmocka_unit_test(test_v3_to_character_device_is_refused),
+		cmocka_unit_test(test_create_then_commit_moves_temp_into_place),
+		cmocka_unit_test(test_commit_replaces_an_older_image),
+		cmocka_unit_test(test_discard_keeps_the_older_image),
+		cmocka_unit_test(test_second_create_on_same_target_is_busy),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
