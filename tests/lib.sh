@@ -135,3 +135,27 @@ make_ext4() {
 	dev=$(make_loop "$2") && mkfs.ext4 -q "$dev" && mkdir -p "$T/$1" && mount "$dev" "$T/$1" || return 1
 	echo "$T/$1"
 }
+
+# --- image surgery (for tamper tests) ----------------------------------------
+# flip_byte FILE OFFSET: invert one byte in place.
+flip_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "\\x$(printf %02x $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+# put_hex FILE OFFSET HEX: write bytes given as hex.
+put_hex() { printf "$(echo "$3" | sed 's/../\\x&/g')" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
+# rehash_header FILE: recompute the header digest (bytes 4064..4095), as a
+# forger would, so that only the signature can notice a change.
+rehash_header() { put_hex "$1" 4064 "$(head -c 4064 "$1" | sha256sum | cut -c1-64)"; }
+# rehash_definition FILE: recompute the definition digest (header byte 240).
+rehash_definition() {
+	local len
+	len=$(od -An -tu8 -j 40 -N8 "$1" | tr -d ' ')
+	put_hex "$1" 240 "$(tail -c +4097 "$1" | head -c "$len" | sha256sum | cut -c1-64)"
+	rehash_header "$1"
+}
+# header_u64 FILE OFFSET
+header_u64() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
+# no_qemu: no QEMU of this test is running (refusals must come before QEMU starts).
+no_qemu() { ! pgrep -f "$T/run/" >/dev/null; }
