@@ -1,0 +1,97 @@
+# Signed images: keys, automatic signing on save, and refusal (exit 3, before
+# QEMU starts) of every change to the header, the definition or the payload,
+# of wrong keys and of unsigned images where signatures are required.
+. "$(dirname "$0")/../lib.sh"
+
+SEED=31
+mkdir -p "$T/trusted" && chmod 755 "$T/trusted"
+expect_rc "keygen" 0 vs keygen "$T/k.pem" "$T/trusted/k.pem"
+check "private key is mode 0600" test "$(stat -c %a "$T/k.pem")" = 600
+check "openssl reads the private key as P-256" bash -c "openssl pkey -in '$T/k.pem' -text -noout | grep -q 'prime256v1\|P-256'"
+check "openssl reads the public key" openssl pkey -pubin -in "$T/trusted/k.pem" -noout
+expect_rc "keygen never overwrites a key" 2 vs keygen "$T/k.pem" "$T/other.pub"
+vs keygen "$T/wrong.pem" "$T/wrong.pub" >/dev/null
+
+start_guest vm1 256M $SEED 100 || { fail "test guest did not boot"; exit 1; }
+echo "sign_key = $T/k.pem" >>"$T/vmsnap.conf"
+for fmt in 3 2; do
+	img=$T/save/v$fmt.img
+	before=$(last_tick vm1)
+	expect_rc "v$fmt: save with sign_key set" 0 vs save vm1 "$img" --format $fmt
+	check "v$fmt: inspect shows a signature and payload digest" \
+		bash -c "'$VMSNAP' --config '$T/vmsnap.conf' inspect --json '$img' | grep -q '\"payload_digest\":\"[0-9a-f]\{64\}\".*\"signature\":\"present'"
+	expect_rc "v$fmt: verify with trusted_keys" 0 vs verify "$img"
+	check "v$fmt: verify says the signature and payload are ok" \
+		bash -c "grep -q '^signature: ok' '$T/out' && grep -q '^payload: ok' '$T/out'"
+	expect_rc "v$fmt: verify --pubkey (right key)" 0 vs verify "$img" --pubkey "$T/trusted/k.pem"
+	expect_rc "v$fmt: verify --pubkey (wrong key): exit 3" 3 vs verify "$img" --pubkey "$T/wrong.pub"
+	check "  ... says wrong key" err_names "wrong key"
+
+	# Tampering: each refused by verify and by restore, and no QEMU starts.
+	tamper() { # LABEL EXPECTED_MESSAGE SURGERY...
+		local label=$1 msg=$2; shift 2
+		cp "$img" "$T/bad.img"; "$@"
+		expect_rc "v$fmt: $label: verify exit 3" 3 vs verify "$T/bad.img"
+		check "  ... says: $msg" err_names "$msg"
+		expect_rc "v$fmt: $label: restore exit 3" 3 vs restore "$T/bad.img" --name vm2
+		check "  ... no QEMU was started" test ! -e "$T/run/vm2.pid"
+	}
+	tamper "one bit in the header" "header digest mismatch" flip_byte "$T/bad.img" 64
+	tamper "header bit flipped, header digest forged" "signature check failed" \
+		eval 'flip_byte "$T/bad.img" 64; rehash_header "$T/bad.img"'
+	tamper "golden flag set, header digest forged" "signature check failed" \
+		eval 'put_hex "$T/bad.img" 20 03000000; rehash_header "$T/bad.img"'
+	tamper "one bit in the definition" "definition digest mismatch" flip_byte "$T/bad.img" 4100
+	tamper "definition changed, its digest forged" "signature check failed" \
+		eval 'flip_byte "$T/bad.img" 4100; rehash_definition "$T/bad.img"'
+	off=$(( $(header_u64 "$img" 48) + (100 << 20) ))
+	tamper "one bit in a RAM page of the payload" "payload digest mismatch" flip_byte "$T/bad.img" $off
+
+	# verify_payload = no skips only the payload: the header is still checked.
+	cp "$img" "$T/bad.img"; flip_byte "$T/bad.img" $off
+	echo "verify_payload = no" >>"$T/vmsnap.conf"
+	cp "$img" "$T/bad2.img"; flip_byte "$T/bad2.img" 64; rehash_header "$T/bad2.img"
+	expect_rc "v$fmt: verify_payload = no still refuses a forged header" 3 vs restore "$T/bad2.img" --name vm2
+	sed -i '/verify_payload/d' "$T/vmsnap.conf"
+
+	skip=$(lines vm1)
+	expect_rc "v$fmt: restore of the signed image" 0 vs restore "$img"
+	check "v$fmt: ticks continue (were at $before)" ticks_continue vm1 "$before" "$skip"
+	check "v$fmt: RAM checks out" guest_selfcheck vm1
+done
+
+# Policy: require_signature refuses unsigned images.
+sed -i '/sign_key/d' "$T/vmsnap.conf"
+vs save vm1 "$T/save/unsigned.img" >/dev/null || fail "saving an unsigned image"
+echo "require_signature = yes" >>"$T/vmsnap.conf"
+expect_rc "unsigned image with require_signature = yes: restore exit 3" 3 vs restore "$T/save/unsigned.img"
+check "  ... says unsigned and names the setting" err_names "not signed.*require_signature"
+check "  ... no QEMU was started" no_qemu
+expect_rc "unsigned image with require_signature = yes: verify exit 3" 3 vs verify "$T/save/unsigned.img"
+expect_rc "sign it with the factory key" 0 vs sign "$T/save/unsigned.img" --key "$T/k.pem"
+expect_rc "now it restores under require_signature" 0 vs restore "$T/save/unsigned.img"
+check "RAM checks out" guest_selfcheck vm1
+vs save vm1 "$T/save/w.img" >/dev/null
+vs sign "$T/save/w.img" --key "$T/wrong.pem" >/dev/null
+expect_rc "signed by a key not in trusted_keys: restore exit 3" 3 vs restore "$T/save/w.img"
+check "  ... says wrong key" err_names "wrong key"
+chmod o+w "$T/trusted"
+expect_rc "a world-writable trusted_keys directory is refused" 3 vs verify "$T/save/unsigned.img"
+check "  ... says so" err_names "writable by others"
+chmod o-w "$T/trusted"
+
+# Keys made by openssl work both ways.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/ossl.pem" 2>/dev/null
+openssl pkey -in "$T/ossl.pem" -pubout -out "$T/ossl.pub" 2>/dev/null
+expect_rc "an openssl P-256 key signs" 0 vs sign "$T/save/w.img" --key "$T/ossl.pem"
+expect_rc "  ... and its openssl public key verifies" 0 vs verify "$T/save/w.img" --pubkey "$T/ossl.pub"
+expect_rc "  ... and restores with that key" 0 vs restore "$T/save/w.img" --pubkey "$T/ossl.pub"
+check "RAM checks out" guest_selfcheck vm1
+
+# A v2 image made before any of this (unsigned, no require) still restores.
+sed -i '/require_signature/d' "$T/vmsnap.conf"
+before=$(last_tick vm1)
+vs save vm1 "$T/save/plain.img" --format 2 >/dev/null
+skip=$(lines vm1)
+expect_rc "a plain v2 image still restores" 0 vs restore "$T/save/plain.img"
+check "  ... and the guest continues (were at $before)" ticks_continue vm1 "$before" "$skip"
