@@ -91,6 +91,8 @@ static int preflight(struct save *s, const char *target)
 
 	if (stor_check_save(target, s->o->version, &kind, &cap) < 0)
 		return -1;
+	if (s->o->sign_key && sig_key_id(s->o->sign_key, s->h.key_id) < 0)
+		return err_wrap("sign_key");
 	if (s->o->version >= 3) {
 		int has = mig_has_cap(&s->q, "mapped-ram");
 		if (has < 0)
@@ -341,12 +343,10 @@ out:
 		explain_full(&s, saved_err, sizeof(saved_err));
 		if (s.q.fd > 0)
 			resumed = roll_back(&s);
-		stor_discard(&s.t);
 		err_set(saved_code, "%s%s", saved_err,
 			!stopped ? "" : resumed ? "; the VM is running again" : "; the VM stays paused");
-	} else {
-		stor_discard(&s.t);
 	}
+	stor_close(&s.t);
 	if (s.pipe[0] >= 0)
 		close(s.pipe[0]);
 	qmp_close(&s.q);

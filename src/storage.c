@@ -211,7 +211,7 @@ int stor_commit(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
 	return 0;
 }
 
-void stor_discard(struct stor_target *t)
+void stor_close(struct stor_target *t)
 {
 	if (t->tmp[0])
 		unlink(t->tmp);

@@ -30,9 +30,9 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 /* Make everything durable with header (state complete) written last, then
  * move the file into place. */
 int stor_commit(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE]);
-/* Forget a failed save: close, remove the temp file (files) or leave the
- * partial header in place (block devices). */
-void stor_discard(struct stor_target *t);
+/* Close the target. A save that was not committed is forgotten: its temp
+ * file is removed (files); a block device keeps its partial header. */
+void stor_close(struct stor_target *t);
 
 /* Open an image read-only; size is the file size or device capacity. */
 int stor_open_image(const char *path, int *fd, uint64_t *size);

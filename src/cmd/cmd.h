@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 
+#include "cJSON.h"
 #include "conf.h"
 #include "config.h"
 
@@ -25,6 +26,11 @@ int cmd_fail(const char *name);
  * name the option. Returns the option, -1 at the end, '?' on error. */
 int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
 const struct cmd *cmd_find(const char *name);
+/* Print o as one line of JSON and free it. */
+void cmd_print_json(cJSON *o);
+/* Add the phase times of a save or restore (milliseconds) to o. */
+struct snap_times;
+void cmd_add_times(cJSON *o, const struct snap_times *t);
 
 int cmd_run(struct conf *c, int argc, char **argv);
 int cmd_stop(struct conf *c, int argc, char **argv);

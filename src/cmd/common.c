@@ -2,7 +2,10 @@
 #include "cmd.h"
 #include "err.h"
 
+#include "snap.h"
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const struct cmd *cmd_find(const char *name)
@@ -39,4 +42,23 @@ int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option
 				argv[optind - 1]);
 	}
 	return opt;
+}
+
+void cmd_print_json(cJSON *o)
+{
+	char *t = cJSON_PrintUnformatted(o);
+
+	printf("%s\n", t ? t : "null");
+	free(t);
+	cJSON_Delete(o);
+}
+
+void cmd_add_times(cJSON *o, const struct snap_times *t)
+{
+	cJSON_AddNumberToObject(o, "total_ms", (double)t->total);
+	cJSON_AddNumberToObject(o, "migrate_ms", (double)t->migrate);
+	cJSON_AddNumberToObject(o, "sync_ms", (double)t->sync);
+	cJSON_AddNumberToObject(o, "digest_ms", (double)t->digest);
+	cJSON_AddNumberToObject(o, "qemu_start_ms", (double)t->qemu_start);
+	cJSON_AddNumberToObject(o, "qemu_exit_ms", (double)t->qemu_exit);
 }

@@ -83,6 +83,7 @@ int cmd_list(struct conf *c, int argc, char **argv)
 	struct entry *e = calloc(LIST_MAX, sizeof(*e));
 	bool json = false;
 	int n = 0, opt;
+	cJSON *arr;
 
 	optind = 1;
 	while ((opt = cmd_getopt(argc, argv, "", opts)) != -1) {
@@ -99,20 +100,24 @@ int cmd_list(struct conf *c, int argc, char **argv)
 	n = add_dir(e, n, c->vm_dir, ".vm", true);
 	n = add_dir(e, n, c->run_dir, ".pid", false);
 	qsort(e, (size_t)n, sizeof(*e), by_name);
-	if (json)
-		printf("[");
+	arr = cJSON_CreateArray();
 	for (int i = 0; i < n; i++) {
 		pid_t pid = vm_pid(c, e[i].name);
 		char state[32];
+		cJSON *o = cJSON_CreateObject();
 		state_of(c, e[i].name, pid, state, sizeof(state));
-		if (json)
-			printf("%s{\"name\":\"%s\",\"state\":\"%s\",\"pid\":%d,\"defined\":%s}", i ? "," : "",
-			       e[i].name, state, (int)pid, e[i].defined ? "true" : "false");
-		else
+		cJSON_AddStringToObject(o, "name", e[i].name);
+		cJSON_AddStringToObject(o, "state", state);
+		cJSON_AddNumberToObject(o, "pid", pid);
+		cJSON_AddBoolToObject(o, "defined", e[i].defined);
+		cJSON_AddItemToArray(arr, o);
+		if (!json)
 			printf("%-20s %-10s %d\n", e[i].name, state, (int)pid);
 	}
 	if (json)
-		printf("]\n");
+		cmd_print_json(arr);
+	else
+		cJSON_Delete(arr);
 	free(e);
 	return EXIT_OK;
 }

@@ -65,12 +65,15 @@ int cmd_restore(struct conf *c, int argc, char **argv)
 	o.progress = log_verbose > 0;
 	if (snap_restore(c, argv[optind], &o, &r) < 0)
 		return cmd_fail("restore");
-	if (json)
-		printf("{\"name\":\"%s\",\"image\":\"%s\",\"running\":%s,\"golden\":%s,\"total_ms\":%llu,"
-		       "\"qemu_start_ms\":%llu,\"migrate_ms\":%llu,\"digest_ms\":%llu}\n",
-		       r.name, argv[optind], r.running ? "true" : "false", r.golden ? "true" : "false",
-		       (unsigned long long)r.t.total, (unsigned long long)r.t.qemu_start,
-		       (unsigned long long)r.t.migrate, (unsigned long long)r.t.digest);
+	if (json) {
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "name", r.name);
+		cJSON_AddStringToObject(j, "image", argv[optind]);
+		cJSON_AddBoolToObject(j, "running", r.running);
+		cJSON_AddBoolToObject(j, "golden", r.golden);
+		cmd_add_times(j, &r.t);
+		cmd_print_json(j);
+	}
 	else
 		printf("restored VM '%s' from %s: %s, %.2f s (QEMU start %.2f s, load %.2f s, verify %.2f s)\n",
 		       r.name, argv[optind], r.running ? "running" : "paused", (double)r.t.total / 1e3,

@@ -10,26 +10,28 @@
 
 enum { O_FORMAT = 1, O_CHANNELS, O_BYPASS, O_KEEP, O_GOLDEN, O_JSON, O_VERBOSE };
 
-static void report(const char *name, const char *target, const struct save_opts *o,
+static void report(const char *name, const char *target, const struct save_opts *opts,
 		   const struct save_result *r, bool json)
 {
 	char ram[32], img[32];
 
 	if (json) {
-		printf("{\"name\":\"%s\",\"target\":\"%s\",\"format\":%d,\"channels\":%u,\"direct_io\":%s,"
-		       "\"signed\":%s,\"ram_size\":%llu,\"stream_length\":%llu,\"image_size\":%llu,"
-		       "\"total_ms\":%llu,\"migrate_ms\":%llu,\"sync_ms\":%llu,\"digest_ms\":%llu,"
-		       "\"qemu_exit_ms\":%llu}\n",
-		       name, target, o->version, r->channels, r->direct_io ? "true" : "false",
-		       r->signed_ ? "true" : "false", (unsigned long long)r->ram_size,
-		       (unsigned long long)r->stream_length, (unsigned long long)r->image_size,
-		       (unsigned long long)r->t.total, (unsigned long long)r->t.migrate,
-		       (unsigned long long)r->t.sync, (unsigned long long)r->t.digest,
-		       (unsigned long long)r->t.qemu_exit);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", name);
+		cJSON_AddStringToObject(o, "target", target);
+		cJSON_AddNumberToObject(o, "format", opts->version);
+		cJSON_AddNumberToObject(o, "channels", r->channels);
+		cJSON_AddBoolToObject(o, "direct_io", r->direct_io);
+		cJSON_AddBoolToObject(o, "signed", r->signed_);
+		cJSON_AddNumberToObject(o, "ram_size", (double)r->ram_size);
+		cJSON_AddNumberToObject(o, "stream_length", (double)r->stream_length);
+		cJSON_AddNumberToObject(o, "image_size", (double)r->image_size);
+		cmd_add_times(o, &r->t);
+		cmd_print_json(o);
 		return;
 	}
 	printf("saved VM '%s' to %s: v%d, %s RAM, image %s, %.2f s (migrate %.2f s, sync %.2f s, digest %.2f s)%s\n",
-	       name, target, o->version, fmt_bytes(r->ram_size, ram, sizeof(ram)),
+	       name, target, opts->version, fmt_bytes(r->ram_size, ram, sizeof(ram)),
 	       fmt_bytes(r->image_size, img, sizeof(img)), (double)r->t.total / 1e3,
 	       (double)r->t.migrate / 1e3, (double)r->t.sync / 1e3, (double)r->t.digest / 1e3,
 	       r->signed_ ? ", signed" : "");

@@ -130,7 +130,7 @@ static void test_create_then_commit_moves_temp_into_place(void **s)
 	memcpy(hdr, IMG_MAGIC, 8);
 	assert_int_equal(stor_commit(&t, hdr), 0);
 	assert_int_equal(access(tmp, F_OK), -1);
-	stor_discard(&t); /* closes; the committed image stays */
+	stor_close(&t); /* closes; the committed image stays */
 	fd = open(p, O_RDONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(read(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
@@ -151,7 +151,7 @@ static void test_commit_replaces_an_older_image(void **s)
 	tu_write_str(tu_path(p, dir, "vm2.img"), "old image");
 	assert_int_equal(stor_create(&t, p, false, false), 0);
 	assert_int_equal(stor_commit(&t, hdr), 0);
-	stor_discard(&t);
+	stor_close(&t);
 	assert_int_equal(read_file(p, 1 << 20, &text, &len), 0);
 	assert_int_equal(len, IMG_HEADER_SIZE);
 	assert_string_equal(text, "NEWHEADER");
@@ -171,7 +171,7 @@ static void test_discard_keeps_the_older_image(void **s)
 	assert_int_equal(write(t.fd, "partial junk", 12), 12);
 	assert_int_equal(access(t.tmp, F_OK), 0);
 	strcpy(tmp, t.tmp);
-	stor_discard(&t);
+	stor_close(&t);
 	assert_int_equal(access(tmp, F_OK), -1);
 	assert_int_equal(t.fd, -1);
 	assert_int_equal(read_file(p, 1 << 20, &text, &len), 0);
@@ -194,14 +194,14 @@ static void test_second_create_on_same_target_is_busy(void **s)
 	err_clear();
 	assert_int_equal(stor_create(&b, p, false, false), -1);
 	assert_err(EXIT_FAIL, "busy");
-	stor_discard(&b); /* must not remove the first save's file */
+	stor_close(&b); /* must not remove the first save's file */
 	assert_int_equal(stat(tmp, &st), 0);
 	assert_int_equal(st.st_size, 5); /* nor truncated it */
-	stor_discard(&a);
+	stor_close(&a);
 	assert_int_equal(access(tmp, F_OK), -1);
 	/* Free again once the first is gone. */
 	assert_int_equal(stor_create(&b, p, false, false), 0);
-	stor_discard(&b);
+	stor_close(&b);
 }
 
 int main(void)
