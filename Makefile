@@ -116,7 +116,7 @@ $(O)/host/vmsnap: $(call hobj,$(SRC) $(THIRD_SRC))
 	$(HOSTCC) $(HOST_LDFLAGS) -pthread -o $@ $^
 
 guest:
-	@$(MAKE) --no-print-directory -C tests/guest O=$(abspath $(O)/guest) CC=$(HOSTCC)
+	@$(MAKE) -s --no-print-directory -C tests/guest O=$(abspath $(O)/guest) CC=$(HOSTCC)
 
 # Unit tests: host compiler, cmocka, one binary per tests/unit/test_*.c.
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

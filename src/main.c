@@ -24,6 +24,10 @@ const struct cmd cmd_table[] = {
 	{ "verify", cmd_verify, "verify TARGET [--pubkey FILE]" },
 	{ "keygen", cmd_keygen, "keygen PRIVATE PUBLIC" },
 	{ "sign", cmd_sign, "sign TARGET --key FILE [--golden]" },
+	{ "watch", cmd_watch, "watch [--once] [--foreground]" },
+	{ "resume", cmd_resume, "resume" },
+	{ "console", cmd_console, "console [--tty DEV] [--baud N]" },
+	{ "provision", cmd_provision, "provision IMAGE TARGET [--pubkey FILE] [--progress]" },
 	{ "version", cmd_version, "version" },
 	{ NULL, NULL, NULL },
 };

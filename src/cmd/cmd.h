@@ -42,6 +42,10 @@ int cmd_inspect(struct conf *c, int argc, char **argv);
 int cmd_verify(struct conf *c, int argc, char **argv);
 int cmd_keygen(struct conf *c, int argc, char **argv);
 int cmd_sign(struct conf *c, int argc, char **argv);
+int cmd_watch(struct conf *c, int argc, char **argv);
+int cmd_resume(struct conf *c, int argc, char **argv);
+int cmd_console(struct conf *c, int argc, char **argv);
+int cmd_provision(struct conf *c, int argc, char **argv);
 int cmd_version(struct conf *c, int argc, char **argv);
 
 #endif
