@@ -59,7 +59,7 @@ TARGET_OBJS := $(call obj,$(SRC) $(THIRD_SRC))
 HOST_LIB_OBJS := $(call hobj,$(LIB_SRC) $(THIRD_SRC))
 
 .PHONY: all defconfig %_defconfig menuconfig savedefconfig olddefconfig size clean distclean \
-	deps check unit integration demo guest help
+	deps check unit integration demo guest help bench
 .DEFAULT_GOAL := all
 
 all: $(O)/vmsnap guest
@@ -141,6 +141,11 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo
 
+# Benchmark: save/restore speed against QEMU by hand and the disk's limit.
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(O)
 distclean: clean
@@ -153,6 +158,7 @@ help:
 	@echo "make size             print the binary size"
 	@echo "make check            install missing dependencies, build, run all tests"
 	@echo "make demo             save and restore the built-in test VM"
+	@echo "make bench            benchmark (BENCH_ARGS='--sizes 1G,4G --reps 3'), writes bench/RESULTS.md"
 	@echo "make clean|distclean  remove build outputs (and fetched sources, .config)"
 
 -include $(TARGET_OBJS:.o=.d) $(HOST_LIB_OBJS:.o=.d)
