@@ -155,8 +155,8 @@ static int set_vm(struct ctx *x, int line, const char *section, const char *name
 	if (!strcmp(name, "image")) {
 		if (str_copy(vm->image, sizeof(vm->image), val) < 0)
 			return bad(x, line, name, val, "longer than 255 characters");
-	} else if (!strcmp(name, "golden")) {
-		if (parse_bool(val, &vm->golden) < 0)
+	} else if (!strcmp(name, "instant")) {
+		if (parse_bool(val, &vm->instant) < 0)
 			return bad(x, line, name, val, "use yes or no");
 	} else
 		return err_set(EXIT_USAGE, "%s:%d: unknown key '%s' in [%s]", x->file, line, name,

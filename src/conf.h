@@ -13,7 +13,7 @@
 struct conf_vm {
 	char name[CONF_NAME_MAX];
 	char image[CONF_PATH_MAX]; /* pending image; default <save_dir>/NAME.img */
-	bool golden;               /* resume restores it every boot, never consumes */
+	bool instant;              /* guest RAM in a file: saves and restores in milliseconds */
 };
 
 struct conf {

@@ -158,13 +158,14 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 	if (load(&q, &v.h, fd, dfd, image, snap_channels(o->channels), o->progress, &st) < 0)
 		goto out;
 	res->t.migrate = st.qemu_ms;
+	/* Consumed before the guest runs a single instruction: a crash in
+	 * between then costs a cold start, never a replay against moved-on disks. */
+	if (o->consume && !res->golden && consume(image, &v.h) < 0)
+		goto out;
 	res->running = o->running >= 0 ? o->running : (v.h.flags & IMG_F_WAS_RUNNING) != 0;
 	if (res->running && qmp_call(&q, "cont", NULL, NULL, 0, NULL) < 0)
 		goto out;
 	res->t.total = now_ms() - t0;
-	if (o->consume && !res->golden && consume(image, &v.h) < 0)
-		log_error("VM '%s' runs, but %s could not be marked consumed: %s; remove it before the next boot",
-			  name, image, err_msg());
 	rc = 0;
 out:
 	if (rc < 0 && launched) {

@@ -189,7 +189,7 @@ static void crash_point(const char *step)
 	}
 }
 
-int stor_commit(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
+int stor_seal(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
 {
 	crash_point("before-data-sync");
 	if (fdatasync(t->fd) < 0)
@@ -199,6 +199,11 @@ int stor_commit(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
 		return err_sys(EXIT_FAIL, "writing the header of %s", t->path);
 	if (fdatasync(t->fd) < 0)
 		return err_sys(EXIT_FAIL, "syncing the header of %s", t->path);
+	return 0;
+}
+
+int stor_place(struct stor_target *t)
+{
 	crash_point("before-rename");
 	if (t->kind == STOR_REG) {
 		if (rename(t->tmp, t->path) < 0)
@@ -209,6 +214,11 @@ int stor_commit(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
 	}
 	crash_point("after-commit");
 	return 0;
+}
+
+int stor_commit(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
+{
+	return stor_seal(t, header) < 0 ? -1 : stor_place(t);
 }
 
 void stor_close(struct stor_target *t)

@@ -30,6 +30,10 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 /* Make everything durable with header (state complete) written last, then
  * move the file into place. */
 int stor_commit(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE]);
+/* stor_commit in two steps, so the image can be checked in between:
+ * seal (data synced, header written and synced), place (rename, directory synced). */
+int stor_seal(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE]);
+int stor_place(struct stor_target *t);
 /* Close the target. A save that was not committed is forgotten: its temp
  * file is removed (files); a block device keeps its partial header. */
 void stor_close(struct stor_target *t);

@@ -39,6 +39,14 @@ int str_copy(char *dst, size_t size, const char *src)
 	return 0;
 }
 
+void str_trunc(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
 int str_fmt(char *dst, size_t size, const char *fmt, ...)
 {
 	va_list ap;

@@ -17,6 +17,8 @@ uint64_t now_us(void);
 
 /* Copy with truncation check: -1 if src does not fit (dst is then empty). */
 int str_copy(char *dst, size_t size, const char *src);
+/* Copy, cutting src short if it does not fit (dst always terminated). */
+void str_trunc(char *dst, size_t size, const char *src);
 /* snprintf that fails (-1) instead of truncating. */
 int str_fmt(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

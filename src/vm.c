@@ -243,10 +243,7 @@ static void last_line(char *buf, size_t len, char *out, size_t size)
 	start = end;
 	while (start > buf && start[-1] != '\n')
 		start--;
-	if (str_copy(out, size, start) < 0) { /* keep the beginning of a long line */
-		memcpy(out, start, size - 1);
-		out[size - 1] = 0;
-	}
+	str_trunc(out, size, start);
 }
 
 int vm_launch(const struct conf *c, const char *name, const struct vm_def *d, bool incoming)
@@ -382,4 +379,31 @@ void vm_kill(const struct conf *c, const char *name, pid_t pid)
 		vm_wait_gone(pid, 5000);
 	}
 	vm_cleanup(c, name);
+}
+
+int vm_start(const struct conf *c, const char *name)
+{
+	struct vm_paths p;
+	struct vm_def d;
+	char path[4096];
+	int lock, rc = -1;
+
+	if (vm_paths(c, name, &p) < 0)
+		return -1;
+	if (str_fmt(path, sizeof(path), "%s/%s.vm", c->vm_dir, name) < 0)
+		return err_set(EXIT_USAGE, "vm_dir %s: too long", c->vm_dir);
+	if (access(path, F_OK) < 0)
+		return err_sys(EXIT_USAGE, "no VM '%s': %s", name, path);
+	if (vm_def_load(&d, path) < 0)
+		return -1;
+	lock = vm_lock(c, name);
+	if (lock >= 0) {
+		if (vm_pid(c, name))
+			err_set(EXIT_FAIL, "VM '%s' is already running", name);
+		else
+			rc = vm_launch(c, name, &d, false);
+		close(lock);
+	}
+	vm_def_free(&d);
+	return rc;
 }

@@ -42,6 +42,9 @@ int vm_lock(const struct conf *c, const char *name);
 /* pid of the running QEMU of name, 0 if none (stale pidfile ignored). */
 pid_t vm_pid(const struct conf *c, const char *name);
 
+/* Cold-start VM name from <vm_dir>/NAME.vm (what `vmsnap run` does), under
+ * its lock; refuses if it already runs. */
+int vm_start(const struct conf *c, const char *name);
 /* Start QEMU for name with d (daemonized, QMP socket, pidfile); incoming:
  * paused and waiting for migrate-incoming. QEMU's own error is reported. */
 int vm_launch(const struct conf *c, const char *name, const struct vm_def *d, bool incoming);

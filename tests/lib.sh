@@ -159,3 +159,8 @@ rehash_definition() {
 header_u64() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
 # no_qemu: no QEMU of this test is running (refusals must come before QEMU starts).
 no_qemu() { ! pgrep -f "$T/run/" >/dev/null; }
+# wait_until SECONDS CMD...: retry CMD until it succeeds.
+wait_until() {
+	local deadline=$((SECONDS + $1)); shift
+	until "$@"; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.1; done
+}

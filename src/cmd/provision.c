@@ -1,12 +1,243 @@
-/* provision: being written (issue tracker); refuses until it exists. */
+/* provision: copy a signed image onto a device's storage at the factory: the
+ * source is verified first, holes are kept, the header goes last, the copy is read back and verified. */
 #include "cmd.h"
+#include "copy.h"
 #include "err.h"
+#include "image.h"
+#include "storage.h"
+#include "util.h"
+#include "verify.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+enum { O_PUBKEY = 1, O_PROGRESS };
+
+struct prov {
+	const struct conf *c;
+	const char *src, *dst;
+	struct vfy_opts vo;
+	int in;
+	uint64_t size, end;       /* source size, end of the image in it */
+	enum stor_kind kind;      /* of the target */
+	struct stor_target t;
+	struct copy cp;
+	struct vfy_result sv, tv; /* source, target read back */
+	uint64_t sync_ms;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* From here on a signal stops the copy cleanly (temp file removed) instead of killing it. */
+static void catch_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* Refusals that need no more than the header: before the long source check. */
+static int check_target(struct prov *p, const struct img_header *h)
+{
+	struct stat ss, ts;
+	uint64_t cap;
+	char a[32], b[32];
+
+	if (stor_check_save(p->dst, (int)h->version, &p->kind, &cap) < 0)
+		return -1;
+	if (fstat(p->in, &ss) == 0 && stat(p->dst, &ts) == 0 &&
+	    (S_ISBLK(ss.st_mode) ? S_ISBLK(ts.st_mode) && ss.st_rdev == ts.st_rdev
+				 : ss.st_dev == ts.st_dev && ss.st_ino == ts.st_ino))
+		return err_set(EXIT_USAGE, "target %s is the image %s itself: provision to another file or device",
+			       p->dst, p->src);
+	if (p->kind == STOR_BLK && cap < p->end)
+		return err_set(EXIT_USAGE,
+			       "target %s holds %llu bytes (%s), but image %s is %llu bytes (%s): use a larger device",
+			       p->dst, (unsigned long long)cap, fmt_bytes(cap, a, sizeof(a)), p->src,
+			       (unsigned long long)p->end, fmt_bytes(p->end, b, sizeof(b)));
+	return 0;
+}
+
+/* A regular file gets holes only where the source has them: size it first. */
+static int prepare_file(struct prov *p)
+{
+	struct statvfs sv;
+	char a[32], b[32];
+
+	/* f_blocks 0: no fixed size (ramfs), nothing to compare with. */
+	if (fstatvfs(p->t.fd, &sv) == 0 && sv.f_blocks &&
+	    p->cp.data + IMG_HEADER_SIZE > (uint64_t)sv.f_bavail * sv.f_frsize)
+		return err_set(EXIT_USAGE, "no room for image %s on the file system of %s: it needs %s, %s free",
+			       p->src, p->dst, fmt_bytes(p->cp.data + IMG_HEADER_SIZE, a, sizeof(a)),
+			       fmt_bytes((uint64_t)sv.f_bavail * sv.f_frsize, b, sizeof(b)));
+	if (ftruncate(p->t.fd, (off_t)p->end) < 0)
+		return err_sys(EXIT_FAIL, "sizing %s", p->t.tmp);
+	return 0;
+}
+
+static int write_header(struct prov *p, const struct img_header *h)
+{
+	uint8_t buf[IMG_HEADER_SIZE];
+
+	img_encode(h, buf);
+	if (pwrite_all(p->t.fd, buf, sizeof(buf), 0) < 0 || fdatasync(p->t.fd) < 0)
+		return err_sys(EXIT_FAIL, "writing the header of %s", p->dst);
+	return 0;
+}
+
+/* Read the target back from storage, not from the page cache, and check it as restore would. */
+static int read_back(struct prov *p)
+{
+	const char *path = p->t.kind == STOR_REG ? p->t.tmp : p->t.path;
+	uint64_t size;
+	int fd, rc;
+
+	if (stor_open_image(path, &fd, &size) < 0)
+		return -1;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	rc = vfy_image(p->c, fd, size, path, &p->vo, &p->tv);
+	close(fd);
+	if (rc < 0) {
+		/* The source passed the same checks: the storage failed, not the image. */
+		char msg[512];
+		str_copy(msg, sizeof(msg), err_msg());
+		return err_set(EXIT_FAIL, "the copy does not verify (faulty storage?): %s", msg);
+	}
+	return 0;
+}
+
+/* Data synced, complete header written last and synced, then the copy is
+ * read back and checked before a file is renamed into place; a device that
+ * fails the check gets its partial header back. */
+static int commit(struct prov *p, const struct img_header *partial)
+{
+	uint8_t hdr[IMG_HEADER_SIZE];
+	uint64_t t = now_ms();
+
+	img_encode(&p->sv.h, hdr);
+	if (stor_seal(&p->t, hdr) < 0)
+		return -1;
+	p->sync_ms = now_ms() - t;
+	if (read_back(p) < 0) {
+		if (p->t.kind == STOR_BLK)
+			write_header(p, partial);
+		return -1;
+	}
+	if (interrupted && p->t.kind == STOR_REG)
+		return err_set(EXIT_FAIL, "interrupted before %s was moved into place; nothing was changed",
+			       p->dst);
+	return stor_place(&p->t);
+}
+
+static int provision(struct prov *p)
+{
+	struct img_header h;
+	char *def;
+
+	if (stor_open_image(p->src, &p->in, &p->size) < 0) {
+		p->in = -1;
+		return -1;
+	}
+	if (vfy_read(p->in, p->size, p->src, &h, &def) < 0)
+		return -1;
+	free(def);
+	p->end = h.stream_offset + h.stream_length;
+	if (check_target(p, &h) < 0 || vfy_image(p->c, p->in, p->size, p->src, &p->vo, &p->sv) < 0)
+		return -1;
+	p->cp.in = p->in;
+	p->cp.off = IMG_HEADER_SIZE;
+	p->cp.end = p->end;
+	p->cp.sparse = p->kind != STOR_BLK; /* a device may not read back zeros where nothing was written */
+	if (copy_plan(&p->cp) < 0)
+		return -1;
+	catch_signals();
+	if (stor_create(&p->t, p->dst, IS_ENABLED(CONFIG_DIRECT_IO), false) < 0)
+		return -1;
+	if (p->t.kind == STOR_REG && prepare_file(p) < 0)
+		return -1;
+	/* Until the copy is complete and synced, the target says it is unfinished. */
+	h = p->sv.h;
+	h.state = IMG_PARTIAL;
+	if (write_header(p, &h) < 0)
+		return -1;
+	p->cp.out = p->t.fd;
+	p->cp.dout = p->t.dfd;
+	if (copy_run(&p->cp) < 0)
+		return -1;
+	return commit(p, &h);
+}
+
+static void report(const struct prov *p, uint64_t total_ms)
+{
+	uint64_t written = p->cp.written + IMG_HEADER_SIZE, ms = p->cp.ms + p->sync_ms;
+	char a[32], b[32], hex[2 * IMG_DIGEST + 1];
+
+	printf("provisioned %s to %s (%s): v%u image of %s%s\n", p->src, p->dst,
+	       stor_kind_name(p->t.kind), p->sv.h.version, fmt_bytes(p->end, a, sizeof(a)),
+	       p->sv.h.flags & IMG_F_GOLDEN ? ", golden" : "");
+	printf("wrote %s (%s%s) in %.2f s: %.1f MB/s (copy %.2f s, sync %.2f s)\n",
+	       fmt_bytes(written, b, sizeof(b)), p->cp.sparse ? "holes kept" : "every byte",
+	       p->cp.direct ? ", O_DIRECT" : ", page cache", (double)ms / 1e3,
+	       ms ? (double)written / 1e3 / (double)ms : 0.0, (double)p->cp.ms / 1e3,
+	       (double)p->sync_ms / 1e3);
+	printf("verified: source (%.2f s) and target read back (%.2f s): header, definition, signature (key %s, id %s), payload digest ok\n",
+	       (double)p->sv.digest_ms / 1e3, (double)p->tv.digest_ms / 1e3, p->tv.key_used,
+	       vfy_hex(p->tv.h.key_id, 8, hex, sizeof(hex)));
+	printf("total %.2f s\n", (double)total_ms / 1e3);
+}
 
 int cmd_provision(struct conf *c, int argc, char **argv)
 {
-	(void)c;
-	(void)argc;
-	(void)argv;
-	err_set(EXIT_FAIL, "not implemented yet");
-	return cmd_fail("provision");
+	static const struct option opts[] = {
+		{ "pubkey", required_argument, 0, O_PUBKEY },
+		{ "progress", no_argument, 0, O_PROGRESS },
+		{ 0 },
+	};
+	/* A factory image must be signed and whole: no policy setting relaxes that. */
+	struct prov p = { .c = c, .in = -1, .vo = { .require_signature = true, .verify_payload = true },
+			  .cp = { .dout = -1, .cancel = &interrupted } };
+	uint64_t t0 = now_ms();
+	int opt, rc;
+
+	optind = 1;
+	while ((opt = cmd_getopt(argc, argv, "", opts)) != -1) {
+		if (opt == O_PUBKEY)
+			p.vo.pubkey = optarg;
+		else if (opt == O_PROGRESS)
+			p.cp.progress = true;
+		else
+			return cmd_usage(cmd_find("provision"));
+	}
+	if (argc - optind != 2)
+		return cmd_usage(cmd_find("provision"));
+	if (!IS_ENABLED(CONFIG_PROVISION)) {
+		err_set(EXIT_USAGE, "this vmsnap was built without CONFIG_PROVISION");
+		return cmd_fail("provision");
+	}
+	p.src = p.cp.src = argv[optind];
+	p.dst = p.cp.dst = argv[optind + 1];
+	p.t.fd = p.t.dfd = -1;
+	rc = provision(&p);
+	if (rc == 0)
+		report(&p, now_ms() - t0);
+	stor_close(&p.t);
+	vfy_free(&p.sv);
+	vfy_free(&p.tv);
+	if (p.in >= 0)
+		close(p.in);
+	return rc < 0 ? cmd_fail("provision") : EXIT_OK;
 }

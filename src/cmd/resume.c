@@ -1,12 +1,70 @@
-/* resume: being written (issue tracker); refuses until it exists. */
+/* resume: at boot, for every VM in `vms`: restore its pending image if it is
+ * complete and passes the checks (then it is consumed: resume-once), restore
+ * a golden image every time, and otherwise say why and cold-start the VM. */
 #include "cmd.h"
 #include "err.h"
+#include "fleet.h"
+#include "log.h"
+#include "snap.h"
+#include "util.h"
+#include "vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static int resume_job(const struct conf *c, const char *name, char *msg, size_t size, void *arg)
+{
+	struct restore_opts o = { .running = -1, .channels = c->channels, .consume = true,
+				  .bypass_cache = c->bypass_cache };
+	struct restore_result r;
+	struct conf_vm vm;
+	char why[300];
+
+	(void)arg;
+	conf_vm_get(c, name, &vm);
+	if (vm_pid(c, name)) {
+		snprintf(msg, size, "already running");
+		return 0;
+	}
+	if (access(vm.image, F_OK) < 0) {
+		snprintf(why, sizeof(why), "no image at %s", vm.image);
+	} else {
+		o.name = name;
+		if (snap_restore(c, vm.image, &o, &r) == 0) {
+			snprintf(msg, size, "restored from %s in %llu ms%s", vm.image,
+				 (unsigned long long)r.t.total, r.golden ? " (golden: kept for the next boot)" : "");
+			return 0;
+		}
+		str_trunc(why, sizeof(why), err_msg());
+	}
+	if (vm_start(c, name) < 0)
+		return err_wrap("%s; cold start failed", why);
+	snprintf(msg, size, "cold-started: %s", why);
+	return 0;
+}
 
 int cmd_resume(struct conf *c, int argc, char **argv)
 {
-	(void)c;
-	(void)argc;
-	(void)argv;
-	err_set(EXIT_FAIL, "not implemented yet");
-	return cmd_fail("resume");
+	static const struct option opts[] = { { 0 } };
+	struct fleet_result res[CONF_MAX_VMS];
+	int failed;
+
+	optind = 1;
+	if (cmd_getopt(argc, argv, "", opts) != -1 || argc != optind)
+		return cmd_usage(cmd_find("resume"));
+	log_to_syslog(true);
+	if (!c->n_vms) {
+		log_warn("no VMs listed in vms = ... (%s): nothing to resume",
+			 c->path[0] ? c->path : "no config file");
+		return EXIT_OK;
+	}
+	failed = fleet_run(c, (const char (*)[CONF_NAME_MAX])c->vms, c->n_vms, resume_job, NULL, res);
+	for (unsigned i = 0; i < c->n_vms; i++) {
+		if (res[i].code)
+			log_error("%s: FAILED: %s", res[i].name, res[i].msg);
+		else
+			log_info("%s: %s", res[i].name, res[i].msg);
+	}
+	return failed ? EXIT_FAIL : EXIT_OK;
 }

@@ -157,18 +157,18 @@ static void test_vm_sections(void **s)
 	assert_int_equal(load(&c, "save_dir = /srv/img\n"
 				  "[vm web]\n"
 				  "image = /dev/vdb\n"
-				  "golden = yes\n"
+				  "instant = yes\n"
 				  "\n"
 				  "[vm db.1]\n"
-				  "golden = no\n"), 0);
+				  "instant = no\n"), 0);
 	assert_int_equal(c.n_vm, 2);
 	conf_vm_get(&c, "web", &vm);
 	assert_string_equal(vm.name, "web");
 	assert_string_equal(vm.image, "/dev/vdb");
-	assert_true(vm.golden);
+	assert_true(vm.instant);
 	conf_vm_get(&c, "db.1", &vm);
 	assert_string_equal(vm.image, "/srv/img/db.1.img");
-	assert_false(vm.golden);
+	assert_false(vm.instant);
 }
 
 static void test_vm_without_section_gets_default_image(void **s)
@@ -177,11 +177,11 @@ static void test_vm_without_section_gets_default_image(void **s)
 	struct conf_vm vm;
 
 	(void)s;
-	assert_int_equal(load(&c, "save_dir = /data/snap\n[vm other]\ngolden = yes\n"), 0);
+	assert_int_equal(load(&c, "save_dir = /data/snap\n[vm other]\ninstant = yes\n"), 0);
 	conf_vm_get(&c, "lonely", &vm);
 	assert_string_equal(vm.name, "lonely");
 	assert_string_equal(vm.image, "/data/snap/lonely.img");
-	assert_false(vm.golden);
+	assert_false(vm.instant);
 }
 
 /* Each bad file fails with EXIT_USAGE and a message starting "FILE:LINE:". */
@@ -203,7 +203,7 @@ static void test_errors_name_file_and_line(void **s)
 		{ "[vm .hidden]\nimage = /x\n", 2, "unknown section" },
 		{ "[vm a]\ncolor = red\n", 2, "unknown key 'color' in [vm a]" },
 		{ "[vm a]\nsave_dir = /x\n", 2, "unknown key 'save_dir'" },
-		{ "[vm a]\ngolden = perhaps\n", 2, "use yes or no" },
+		{ "[vm a]\ninstant = perhaps\n", 2, "use yes or no" },
 		{ "vms = ok, .bad\n", 1, "'.bad'" },
 		{ "vms = a/b\n", 1, "VM names" },
 	};
@@ -245,7 +245,7 @@ static void test_too_many_vm_sections(void **s)
 
 	(void)s;
 	for (int i = 0; i <= CONF_MAX_VMS; i++) {
-		snprintf(line, sizeof(line), "[vm v%d]\ngolden = yes\n", i);
+		snprintf(line, sizeof(line), "[vm v%d]\ninstant = yes\n", i);
 		strcat(text, line);
 	}
 	assert_int_equal(load(&c, text), -1);

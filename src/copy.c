@@ -1,0 +1,164 @@
+/* copy: the sparse-aware, O_DIRECT-where-possible image copy (copy.h);
+ * reads ahead with posix_fadvise so the source streams while a block is written. */
+#include "copy.h"
+#include "err.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#define ALIGN_DOWN(x, a) ((x) / (a) * (a))
+
+/* The next range to copy at or after pos: [*a, *b), widened to COPY_ALIGN
+ * (a hole shorter than that is copied as zeros). 1 found, 0 none, -1 error. */
+static int next_range(const struct copy *c, uint64_t pos, uint64_t *a, uint64_t *b)
+{
+	off_t d, h;
+
+	if (pos >= c->end)
+		return 0;
+	*a = pos;
+	*b = c->end;
+	if (!c->sparse)
+		return 1;
+	d = lseek(c->in, (off_t)pos, SEEK_DATA);
+	if (d < 0 && errno == ENXIO)
+		return 0; /* only holes up to the end of the file */
+	if (d < 0)
+		return errno == EINVAL ? 1 : err_sys(EXIT_FAIL, "finding the data in %s", c->src);
+	if ((uint64_t)d >= c->end)
+		return 0;
+	h = lseek(c->in, d, SEEK_HOLE);
+	if (h < 0)
+		return err_sys(EXIT_FAIL, "finding the holes in %s", c->src);
+	if (ALIGN_DOWN((uint64_t)d, COPY_ALIGN) > pos)
+		*a = ALIGN_DOWN((uint64_t)d, COPY_ALIGN);
+	if (ALIGN_UP((uint64_t)h, COPY_ALIGN) < c->end)
+		*b = ALIGN_UP((uint64_t)h, COPY_ALIGN);
+	return 1;
+}
+
+int copy_plan(struct copy *c)
+{
+	uint64_t pos = c->off, a, b;
+	int rc;
+
+	c->data = 0;
+	while ((rc = next_range(c, pos, &a, &b)) > 0) {
+		c->data += b - a;
+		pos = b;
+	}
+	return rc;
+}
+
+static int write_error(struct copy *c, uint64_t at)
+{
+	char a[32], b[32], f[32];
+	struct statvfs sv;
+	int e = errno;
+
+	if ((e == ENOSPC || e == EDQUOT) && fstatvfs(c->out, &sv) == 0)
+		return err_set(EXIT_FAIL, "no space left on %s at byte %llu: %s written of %s, %s free",
+			       c->dst, (unsigned long long)at, fmt_bytes(c->written, a, sizeof(a)),
+			       fmt_bytes(c->data, b, sizeof(b)),
+			       fmt_bytes((uint64_t)sv.f_bavail * sv.f_frsize, f, sizeof(f)));
+	errno = e;
+	return err_sys(EXIT_FAIL, "writing %s at byte %llu", c->dst, (unsigned long long)at);
+}
+
+/* Whole aligned blocks go through the O_DIRECT fd, a short tail through the
+ * buffered one (the header records the image's exact end). */
+static int put(struct copy *c, const uint8_t *buf, size_t n, uint64_t at)
+{
+	size_t direct = c->dout >= 0 && at % COPY_ALIGN == 0 ? ALIGN_DOWN(n, COPY_ALIGN) : 0;
+
+	if (direct && pwrite_all(c->dout, buf, direct, (off_t)at) < 0) {
+		if (errno != EINVAL || c->direct)
+			return write_error(c, at);
+		log_warn("%s refuses O_DIRECT writes; writing through the page cache instead", c->dst);
+		c->dout = -1; /* the caller owns and closes it */
+		direct = 0;
+	}
+	c->direct += direct;
+	if (direct < n && pwrite_all(c->out, buf + direct, n - direct, (off_t)(at + direct)) < 0)
+		return write_error(c, at + direct);
+	return 0;
+}
+
+struct progress {
+	uint64_t t0, next, last_t, last_bytes;
+};
+
+/* Bytes, percent of what is to be written, MB/s over the last interval. */
+static void progress_line(const struct copy *c, struct progress *p)
+{
+	uint64_t t = now_ms();
+	char a[32], b[32];
+
+	log_info("provisioning %s: %s of %s (%.0f%%), %.0f MB/s, %.1f s", c->dst,
+		 fmt_bytes(c->written, a, sizeof(a)), fmt_bytes(c->data, b, sizeof(b)),
+		 c->data ? 100.0 * (double)c->written / (double)c->data : 100.0,
+		 t > p->last_t ? (double)(c->written - p->last_bytes) / 1e3 / (double)(t - p->last_t) : 0.0,
+		 (double)(t - p->t0) / 1e3);
+	p->last_bytes = c->written;
+	p->last_t = t;
+	p->next = t + 1000;
+}
+
+static int copy_range(struct copy *c, uint8_t *buf, uint64_t a, uint64_t b, struct progress *p)
+{
+	for (uint64_t at = a; at < b;) {
+		size_t n = b - at < COPY_BUF ? (size_t)(b - at) : COPY_BUF;
+		ssize_t got;
+		char w[32];
+
+		if (c->cancel && *c->cancel)
+			return err_set(EXIT_FAIL, "interrupted after %s written to %s; it is not a valid image",
+				       fmt_bytes(c->written, w, sizeof(w)), c->dst);
+		got = pread_all(c->in, buf, n, (off_t)at);
+		if (got < 0)
+			return err_sys(EXIT_FAIL, "reading %s at byte %llu", c->src, (unsigned long long)at);
+		if ((size_t)got != n)
+			return err_set(EXIT_FAIL, "%s ends at byte %llu, before the image does (did it change?)",
+				       c->src, (unsigned long long)(at + (uint64_t)got));
+		/* Let the kernel fetch the next block while this one is written. */
+		if (b - at > n)
+			posix_fadvise(c->in, (off_t)(at + n), COPY_BUF, POSIX_FADV_WILLNEED);
+		if (put(c, buf, n, at) < 0)
+			return -1;
+		c->written += n;
+		at += n;
+		if (c->progress && now_ms() >= p->next)
+			progress_line(c, p);
+	}
+	return 0;
+}
+
+int copy_run(struct copy *c)
+{
+	struct progress p = { .t0 = now_ms(), .next = now_ms() + 1000, .last_t = now_ms() };
+	uint64_t pos = c->off, a, b;
+	uint8_t *buf;
+	int rc;
+
+	c->written = c->direct = 0;
+	if (posix_memalign((void **)&buf, COPY_ALIGN, COPY_BUF))
+		return err_set(EXIT_FAIL, "copying %s: out of memory", c->src);
+	posix_fadvise(c->in, (off_t)c->off, (off_t)(c->end - c->off), POSIX_FADV_SEQUENTIAL);
+	while ((rc = next_range(c, pos, &a, &b)) > 0) {
+		if (copy_range(c, buf, a, b, &p) < 0) {
+			rc = -1;
+			break;
+		}
+		pos = b;
+	}
+	free(buf);
+	c->ms = now_ms() - p.t0;
+	if (rc == 0 && c->progress)
+		progress_line(c, &p);
+	return rc;
+}

@@ -1,0 +1,32 @@
+/* copy: copy a byte range of an image to a target, holes kept (SEEK_DATA/
+ * SEEK_HOLE) when the target is a fresh file, in large aligned O_DIRECT writes. */
+#ifndef VMSNAP_COPY_H
+#define VMSNAP_COPY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define COPY_BUF (8u << 20) /* one read, one write */
+#define COPY_ALIGN 4096u    /* O_DIRECT offsets and lengths; extents are widened to it */
+
+struct copy {
+	int in;                        /* source, readable */
+	int out;                       /* target, buffered writes */
+	int dout;                      /* the target with O_DIRECT, or -1 */
+	uint64_t off, end;             /* copy [off, end) to the same offsets */
+	bool sparse;                   /* skip holes: the target is a fresh file already sized */
+	bool progress;                 /* a line a second on stderr */
+	const char *src, *dst;         /* names for messages */
+	volatile sig_atomic_t *cancel; /* set by a signal handler: stop with an error */
+	uint64_t data;                 /* copy_plan: the bytes copy_run will write */
+	uint64_t written, direct;      /* copy_run: bytes written, of them with O_DIRECT */
+	uint64_t ms;                   /* copy_run: time taken */
+};
+
+/* Count the bytes to write (the data extents when sparse) into c->data. */
+int copy_plan(struct copy *c);
+/* Copy. A target that refuses O_DIRECT writes gets buffered ones instead. */
+int copy_run(struct copy *c);
+
+#endif
