@@ -7,12 +7,9 @@ KCONFIG_CONFIG ?= .config
 BOARD    ?= pc-x86_64
 export KCONFIG_CONFIG
 
-# Configuration: a fresh tree gets the default board's.
-ifeq ($(wildcard $(KCONFIG_CONFIG)),)
-NEED_DEFCONFIG := 1
-else
-include $(KCONFIG_CONFIG)
-endif
+# Configuration: a fresh tree gets the default board's. make remakes the
+# included .config first (see the rules below), then reads it.
+-include $(KCONFIG_CONFIG)
 unquote = $(patsubst "%",%,$(1))
 CROSS_COMPILE := $(call unquote,$(CONFIG_CROSS_COMPILE))
 
@@ -34,7 +31,13 @@ MBEDTLS_FILES := asn1parse asn1write base64 bignum bignum_core constant_time ecd
 	platform_util sha256
 THIRD_SRC := $(MBEDTLS_FILES:%=$(DL)/mbedtls/library/%.c) $(DL)/cjson/cJSON.c $(DL)/inih/ini.c
 
-SRC := $(wildcard src/*.c src/cmd/*.c)
+# A feature switched off leaves its files out of the build (obj-$(CONFIG_X)).
+off = $(if $(filter y,$(CONFIG_$(1))),,$(2))
+SRC_OFF := $(call off,SIGNING,src/sign.c) \
+	$(call off,CONSOLE,src/cmd/console.c) \
+	$(call off,WATCH,src/cmd/watch.c src/cmd/resume.c src/fleet.c) \
+	$(call off,PROVISION,src/cmd/provision.c)
+SRC := $(filter-out $(SRC_OFF),$(wildcard src/*.c src/cmd/*.c))
 LIB_SRC := $(filter-out src/main.c src/cmd/%,$(SRC))
 
 INCLUDES := -I$(O)/include -Isrc -I$(DL)/mbedtls/include -I$(DL)/cjson -I$(DL)/inih
@@ -59,15 +62,19 @@ TARGET_OBJS := $(call obj,$(SRC) $(THIRD_SRC))
 HOST_LIB_OBJS := $(call hobj,$(LIB_SRC) $(THIRD_SRC))
 
 .PHONY: all defconfig %_defconfig menuconfig savedefconfig olddefconfig size clean distclean \
-	deps check unit integration demo guest help bench
+	deps check unit integration demo guest help bench rootfs
 .DEFAULT_GOAL := all
 
 all: $(O)/vmsnap guest
 
-ifdef NEED_DEFCONFIG
+ifeq ($(wildcard $(KCONFIG_CONFIG)),)
 $(KCONFIG_CONFIG):
 	@echo "no $(KCONFIG_CONFIG): using board/$(BOARD)/defconfig"
 	@kconfig-conf --defconfig=board/$(BOARD)/defconfig Kconfig >/dev/null
+else
+# New symbols in Kconfig get their defaults; make then re-reads the result.
+$(KCONFIG_CONFIG): Kconfig
+	@kconfig-conf --olddefconfig Kconfig >/dev/null
 endif
 
 defconfig: $(BOARD)_defconfig
@@ -141,6 +148,19 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo
 
+# The files an image builder lays over its root file system: the binary,
+# rootfs-overlay/, then the board's overlay; a post-build.sh runs last.
+BOARD_NAME := $(call unquote,$(CONFIG_BOARD))
+rootfs: $(O)/vmsnap
+	rm -rf $(O)/rootfs && mkdir -p $(O)/rootfs/usr/bin
+	cp $(O)/vmsnap $(O)/rootfs/usr/bin/vmsnap
+	cp -a rootfs-overlay/. $(O)/rootfs/
+	if [ -d board/$(BOARD_NAME)/overlay ]; then cp -a board/$(BOARD_NAME)/overlay/. $(O)/rootfs/; fi
+	find $(O)/rootfs -name .keep -delete
+	if [ -x board/$(BOARD_NAME)/post-build.sh ]; then board/$(BOARD_NAME)/post-build.sh $(O)/rootfs; fi
+	tar -C $(O)/rootfs --owner=0 --group=0 -czf $(O)/vmsnap-rootfs-$(BOARD_NAME).tar.gz .
+	@echo "staged $(O)/rootfs and $(O)/vmsnap-rootfs-$(BOARD_NAME).tar.gz for board $(BOARD_NAME)"
+
 # Benchmark: save/restore speed against QEMU by hand and the disk's limit.
 bench: deps
 	@$(MAKE) --no-print-directory all
@@ -156,6 +176,7 @@ help:
 	@echo "make defconfig        configure for board/$(BOARD) (or make <board>_defconfig)"
 	@echo "make menuconfig       change the configuration; make savedefconfig to keep it"
 	@echo "make size             print the binary size"
+	@echo "make rootfs           stage $(O)/rootfs and a tarball (binary + overlays) for the board"
 	@echo "make check            install missing dependencies, build, run all tests"
 	@echo "make demo             save and restore the built-in test VM"
 	@echo "make bench            benchmark (BENCH_ARGS='--sizes 1G,4G --reps 3'), writes bench/RESULTS.md"

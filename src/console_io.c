@@ -69,7 +69,7 @@ int con_open_tty(struct con *k, const char *dev, unsigned long baud)
 void con_open_stdio(struct con *k)
 {
 	con_init(k);
-	k->prompt = isatty(0);
+	k->prompt = isatty(0) && isatty(1); /* only someone at a terminal sees it */
 }
 
 void con_close(struct con *k)

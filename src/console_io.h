@@ -30,7 +30,8 @@ struct con {
 /* Open dev as the console: raw input, 8N1, no flow control, baud (one of
  * the standard rates; a usage error otherwise), echo and CRLF. */
 int con_open_tty(struct con *k, const char *dev, unsigned long baud);
-/* stdin/stdout; a terminal there keeps its own line editing and echo. */
+/* stdin/stdout; a terminal there keeps its own line editing and echo,
+ * and its own LF to CR LF. */
 void con_open_stdio(struct con *k);
 /* Give the port its old settings back and close it. */
 void con_close(struct con *k);

@@ -142,7 +142,7 @@ static _Noreturn void child(struct con *k, struct conf *c, con_fn *fn, int argc,
 	/* Console input stays the console's: nothing the command runs may read it. */
 	if (null < 0 || dup2(null, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
 		_exit(EXIT_FAIL);
-	/* the console's own descriptors: a started QEMU must not keep them */
+	/* the command needs none of the console's descriptors */
 	int fds[] = { k->in, null, p[0], p[1] };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] > 2)

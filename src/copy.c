@@ -114,11 +114,11 @@ static int copy_range(struct copy *c, uint8_t *buf, uint64_t a, uint64_t b, stru
 	for (uint64_t at = a; at < b;) {
 		size_t n = b - at < COPY_BUF ? (size_t)(b - at) : COPY_BUF;
 		ssize_t got;
-		char w[32];
+		char w[32], d[32];
 
 		if (c->cancel && *c->cancel)
-			return err_set(EXIT_FAIL, "interrupted after %s written to %s; it is not a valid image",
-				       fmt_bytes(c->written, w, sizeof(w)), c->dst);
+			return err_set(EXIT_FAIL, "interrupted after %s of %s was written",
+				       fmt_bytes(c->written, w, sizeof(w)), fmt_bytes(c->data, d, sizeof(d)));
 		got = pread_all(c->in, buf, n, (off_t)at);
 		if (got < 0)
 			return err_sys(EXIT_FAIL, "reading %s at byte %llu", c->src, (unsigned long long)at);

@@ -24,10 +24,12 @@ const struct cmd cmd_table[] = {
 	{ "verify", cmd_verify, "verify TARGET [--pubkey FILE]" },
 	{ "keygen", cmd_keygen, "keygen PRIVATE PUBLIC" },
 	{ "sign", cmd_sign, "sign TARGET --key FILE [--golden]" },
-	{ "watch", cmd_watch, "watch [--once] [--foreground]" },
-	{ "resume", cmd_resume, "resume" },
-	{ "console", cmd_console, "console [--tty DEV] [--baud N]" },
-	{ "provision", cmd_provision, "provision IMAGE TARGET [--pubkey FILE] [--progress]" },
+	/* Commands of features compiled out stay listed, and say so. */
+	{ "watch", IS_ENABLED(CONFIG_WATCH) ? cmd_watch : NULL, "watch [--now]" },
+	{ "resume", IS_ENABLED(CONFIG_WATCH) ? cmd_resume : NULL, "resume" },
+	{ "console", IS_ENABLED(CONFIG_CONSOLE) ? cmd_console : NULL, "console [--tty DEV] [--baud N]" },
+	{ "provision", IS_ENABLED(CONFIG_PROVISION) ? cmd_provision : NULL,
+	  "provision IMAGE TARGET [--pubkey FILE] [--progress]" },
 	{ "version", cmd_version, "version" },
 	{ NULL, NULL, NULL },
 };
@@ -86,6 +88,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmsnap: %s\n", err_msg());
 		free(c);
 		return err_code();
+	}
+	if (!cmd->run) {
+		fprintf(stderr, "vmsnap: %s: this vmsnap was built without it (see make menuconfig)\n", cmd->name);
+		free(c);
+		return EXIT_USAGE;
 	}
 	rc = cmd->run(c, argc - i, argv + i);
 	free(c);

@@ -15,7 +15,7 @@
 
 #define MAX_WORDS 8
 
-static int con_status(struct conf *c, int argc, char **argv);
+static int status_cmd(struct conf *c, int argc, char **argv);
 
 struct verb {
 	const char *name, *args, *what;
@@ -29,7 +29,7 @@ static const struct verb verbs[] = {
 	{ "help", "", "this list", 0, 0, NULL, false },
 	{ "list", "", "defined and running VMs: NAME STATE PID", 0, 0, cmd_list, false },
 	{ "status", " NAME", "\"NAME running pid N\" (or paused, ...) or \"NAME stopped\"", 1, 1,
-	  con_status, false },
+	  status_cmd, false },
 	{ "run", " NAME", "start VM NAME from its definition", 1, 1, cmd_run, false },
 	{ "stop", " NAME", "shut VM NAME down", 1, 1, cmd_stop, false },
 	{ "save", " NAME [TARGET]", "save VM NAME (default: its configured image); QEMU exits", 1,
@@ -45,7 +45,7 @@ static const struct verb verbs[] = {
 };
 
 /* status NAME, in a child like the other commands. */
-static int con_status(struct conf *c, int argc, char **argv)
+static int status_cmd(struct conf *c, int argc, char **argv)
 {
 	const char *name = argv[argc - 1];
 	char path[4096], state[32] = "busy"; /* busy: another client holds QMP */
@@ -191,19 +191,20 @@ int cmd_console(struct conf *c, int argc, char **argv)
 
 	optind = 1;
 	while ((opt = cmd_getopt(argc, argv, "", opts)) != -1) {
-		if (opt == 't')
-			tty = optarg;
-		else if (opt != 'b')
-			return cmd_usage(cmd_find("console"));
-		else if (baud_arg = optarg, parse_uint(optarg, 1, 4000000, &baud) < 0) {
-			err_set(EXIT_USAGE, "--baud %s: use a standard rate such as 115200", optarg);
-			return cmd_fail("console");
+		switch (opt) {
+		case 't': tty = optarg; break;
+		case 'b': baud_arg = optarg; break;
+		default: return cmd_usage(cmd_find("console"));
 		}
 	}
 	if (argc != optind)
 		return cmd_usage(cmd_find("console"));
 	if (baud_arg && !tty) {
 		err_set(EXIT_USAGE, "--baud %s: only with --tty (stdin keeps its own settings)", baud_arg);
+		return cmd_fail("console");
+	}
+	if (baud_arg && parse_uint(baud_arg, 1, 4000000, &baud) < 0) {
+		err_set(EXIT_USAGE, "--baud %s: use a standard rate such as 115200", baud_arg);
 		return cmd_fail("console");
 	}
 	if (!IS_ENABLED(CONFIG_CONSOLE)) {

@@ -1,5 +1,5 @@
-/* provision: copy a signed image onto a device's storage at the factory: the
- * source is verified first, holes are kept, the header goes last, the copy is read back and verified. */
+/* provision: copy a signed image onto a device's storage at the factory: source
+ * verified first, holes kept, header last, the copy read back and verified. */
 #include "cmd.h"
 #include "copy.h"
 #include "err.h"
@@ -30,6 +30,7 @@ struct prov {
 	struct copy cp;
 	struct vfy_result sv, tv; /* source, target read back */
 	uint64_t sync_ms;
+	bool touched;             /* the target has been written to */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -138,8 +139,7 @@ static int commit(struct prov *p, const struct img_header *partial)
 		return -1;
 	}
 	if (interrupted && p->t.kind == STOR_REG)
-		return err_set(EXIT_FAIL, "interrupted before %s was moved into place; nothing was changed",
-			       p->dst);
+		return err_set(EXIT_FAIL, "interrupted before the copy was moved into place");
 	return stor_place(&p->t);
 }
 
@@ -161,7 +161,8 @@ static int provision(struct prov *p)
 	p->cp.in = p->in;
 	p->cp.off = IMG_HEADER_SIZE;
 	p->cp.end = p->end;
-	p->cp.sparse = p->kind != STOR_BLK; /* a device may not read back zeros where nothing was written */
+	/* Holes only on a file: a device may not read back zeros where nothing was written. */
+	p->cp.sparse = p->kind != STOR_BLK;
 	if (copy_plan(&p->cp) < 0)
 		return -1;
 	catch_signals();
@@ -172,6 +173,7 @@ static int provision(struct prov *p)
 	/* Until the copy is complete and synced, the target says it is unfinished. */
 	h = p->sv.h;
 	h.state = IMG_PARTIAL;
+	p->touched = true;
 	if (write_header(p, &h) < 0)
 		return -1;
 	p->cp.out = p->t.fd;
@@ -179,6 +181,22 @@ static int provision(struct prov *p)
 	if (copy_run(&p->cp) < 0)
 		return -1;
 	return commit(p, &h);
+}
+
+/* After a failure with the target open: say what it holds now. */
+static void say_outcome(const struct prov *p)
+{
+	char msg[512];
+	int code = err_code();
+
+	if (!p->touched || (p->t.kind == STOR_REG && !p->t.tmp[0]))
+		return;
+	str_copy(msg, sizeof(msg), err_msg()); /* both 512: it fits */
+	if (p->t.kind == STOR_BLK)
+		err_set(code, "%s; %s now holds an unfinished image that will not verify: run provision again",
+			msg, p->dst);
+	else
+		err_set(code, "%s; %s was not changed", msg, p->dst);
 }
 
 static void report(const struct prov *p, uint64_t total_ms)
@@ -234,6 +252,8 @@ int cmd_provision(struct conf *c, int argc, char **argv)
 	rc = provision(&p);
 	if (rc == 0)
 		report(&p, now_ms() - t0);
+	else
+		say_outcome(&p);
 	stor_close(&p.t);
 	vfy_free(&p.sv);
 	vfy_free(&p.tv);

@@ -10,6 +10,7 @@
 #include "snap.h"
 #include "storage.h"
 #include "util.h"
+#include "verify.h"
 #include "vm.h"
 
 #include <errno.h>
@@ -18,12 +19,35 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* A golden image (kiosk, factory) is never replaced by a power-fail save. */
+static bool is_golden(const char *path)
+{
+	struct img_header h;
+	uint64_t size;
+	char *def;
+	int fd;
+	bool golden = false;
+
+	if (access(path, F_OK) < 0 || stor_open_image(path, &fd, &size) < 0) {
+		err_clear();
+		return false;
+	}
+	if (vfy_read(fd, size, path, &h, &def) == 0) {
+		golden = h.flags & IMG_F_GOLDEN;
+		free(def);
+	}
+	err_clear();
+	close(fd);
+	return golden;
+}
 
 /* v3 with a channel per CPU and O_DIRECT (falling back quietly where the file
  * system refuses it); v2 where the image is a block device. */
@@ -39,6 +63,10 @@ static int save_job(const struct conf *c, const char *name, char *msg, size_t si
 	conf_vm_get(c, name, &vm);
 	if (!vm_pid(c, name)) {
 		snprintf(msg, size, "not running: nothing to save");
+		return 0;
+	}
+	if (is_golden(vm.image)) {
+		snprintf(msg, size, "its image %s is golden: not overwritten", vm.image);
 		return 0;
 	}
 	if (stat(vm.image, &st) == 0 && S_ISBLK(st.st_mode))

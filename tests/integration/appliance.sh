@@ -80,3 +80,9 @@ for boot in 1 2; do
 	check "golden image, boot $boot: restored, not consumed" grep -q "vm1: restored from .*golden" "$T/err"
 	check "golden image, boot $boot: no reboot of the guest" not wait_log vm1 '^vmsnap-guest start' 2 "$s1"
 done
+
+# A power failure never overwrites a golden image.
+sum=$(md5sum <"$T/save/vm1.img")
+vs watch --now >"$T/watch.out" 2>&1
+check "watch --now leaves vm1's golden image alone" grep -q "vm1: its image .* is golden: not overwritten" "$T/watch.out"
+check "  ... byte for byte" test "$(md5sum <"$T/save/vm1.img")" = "$sum"

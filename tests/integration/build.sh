@@ -1,0 +1,47 @@
+# The build: Kconfig targets, board defconfigs, the static stripped musl
+# binary and its size, the arm64 cross build, and make rootfs.
+. "$(dirname "$0")/../lib.sh"
+cd "$TOP" || exit 1
+B=$T/build K=$T/config
+mk() { make --no-print-directory O="$B" KCONFIG_CONFIG="$K" "$@" >"$T/make.out" 2>&1; }
+
+check "make defconfig" mk defconfig
+check "  ... gives the pc-x86_64 defaults" grep -q 'CONFIG_BOARD="pc-x86_64"' "$K"
+start=$SECONDS
+check "make builds from clean" mk "$B/vmsnap"
+took=$((SECONDS - start))
+check "the clean build takes under 2 minutes (took $took s)" test $took -lt 120
+check "build/vmsnap is static" bash -c "file '$B/vmsnap' | grep -q 'statically linked'"
+check "  ... and stripped" bash -c "file '$B/vmsnap' | grep -q ', stripped'"
+check "  ... linked against musl, not glibc" not grep -q "GLIBC_" "$B/vmsnap"
+size=$(stat -c %s "$B/vmsnap")
+check "  ... under 400 KiB ($size bytes)" test "$size" -lt $((400 * 1024))
+check "make size prints it" bash -c "make --no-print-directory O='$B' KCONFIG_CONFIG='$K' size | grep -q '^$size bytes'"
+check "config.h has 0/1 macros" grep -q '^#define CONFIG_SIGNING 1$' "$B/include/config.h"
+check "savedefconfig of the defaults is empty" bash -c "cd '$T' && make --no-print-directory -C '$TOP' O='$B' KCONFIG_CONFIG='$K' savedefconfig >/dev/null && test ! -s '$TOP/defconfig'"
+rm -f "$TOP/defconfig"
+
+# A feature switched off shows in the macros (both branches still compile).
+sed -i 's/^CONFIG_SIGNING=y/# CONFIG_SIGNING is not set/' "$K"
+check "CONFIG_SIGNING off builds" mk "$B/vmsnap"
+check "  ... config.h says 0" grep -q '^#define CONFIG_SIGNING 0$' "$B/include/config.h"
+check "  ... and vmsnap says signing off" bash -c "'$B/vmsnap' version | grep -q 'signing off'"
+check "  ... keygen refuses with a clear message" bash -c "'$B/vmsnap' --config '$T/vmsnap.conf' keygen '$T/a' '$T/b' 2>&1 | grep -q 'built without signing'"
+
+check "make kiosk-x86_64_defconfig" mk kiosk-x86_64_defconfig
+check "  ... image version 3 by default" grep -q '^CONFIG_DEFAULT_IMAGE_VERSION=3' "$K"
+check "make rootfs for the kiosk" mk rootfs
+check "  ... has the binary, init script, inittab snippet" \
+	test -x "$B/rootfs/usr/bin/vmsnap" -a -x "$B/rootfs/etc/init.d/S95vmsnap" -a -f "$B/rootfs/etc/inittab.vmsnap"
+check "  ... the kiosk's config and VM replace the defaults" \
+	bash -c "grep -q '^require_signature = yes' '$B/rootfs/etc/vmsnap.conf' && grep -q 'snapshot=on' '$B/rootfs/etc/vmsnap/vms/kiosk.vm'"
+check "  ... the tarball holds the same" bash -c "tar tzf '$B/vmsnap-rootfs-kiosk-x86_64.tar.gz' | grep -q './usr/bin/vmsnap'"
+check "  ... its config parses" "$B/rootfs/usr/bin/vmsnap" --config "$B/rootfs/etc/vmsnap.conf" list
+check "the common overlay's config parses" "$B/vmsnap" --config "$TOP/rootfs-overlay/etc/vmsnap.conf" list
+
+check "make gateway-arm64_defconfig" mk gateway-arm64_defconfig
+check "make cross-builds for arm64" mk "$B/vmsnap"
+check "  ... a static aarch64 binary" bash -c "file '$B/vmsnap' | grep -q 'ARM aarch64.*statically linked'"
+check "  ... that runs (qemu-user)" bash -c "qemu-aarch64-static '$B/vmsnap' version | grep -q 'max channels 4'"
+check "make rootfs for the gateway" mk rootfs
+check "  ... its image is an eMMC partition" grep -q '^image = /dev/mmcblk0p3' "$B/rootfs/etc/vmsnap.conf"
