@@ -34,9 +34,9 @@ THIRD_SRC := $(MBEDTLS_FILES:%=$(DL)/mbedtls/library/%.c) $(DL)/cjson/cJSON.c $(
 # A feature switched off leaves its files out of the build (obj-$(CONFIG_X)).
 off = $(if $(filter y,$(CONFIG_$(1))),,$(2))
 SRC_OFF := $(call off,SIGNING,src/sign.c) \
-	$(call off,CONSOLE,src/cmd/console.c) \
+	$(call off,CONSOLE,src/cmd/console.c src/console_io.c src/console_run.c) \
 	$(call off,WATCH,src/cmd/watch.c src/cmd/resume.c src/fleet.c) \
-	$(call off,PROVISION,src/cmd/provision.c)
+	$(call off,PROVISION,src/cmd/provision.c src/copy.c)
 SRC := $(filter-out $(SRC_OFF),$(wildcard src/*.c src/cmd/*.c))
 LIB_SRC := $(filter-out src/main.c src/cmd/%,$(SRC))
 
@@ -126,7 +126,7 @@ guest:
 	@$(MAKE) -s --no-print-directory -C tests/guest O=$(abspath $(O)/guest) CC=$(HOSTCC)
 
 # Unit tests: host compiler, cmocka, one binary per tests/unit/test_*.c.
-UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_SRC := $(filter-out $(call off,CONSOLE,tests/unit/test_console_io.c),$(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/unit/%,$(UNIT_SRC))
 $(O)/unit/%: tests/unit/%.c tests/unit/helpers.h $(HOST_LIB_OBJS)
 	@mkdir -p $(@D)

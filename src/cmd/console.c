@@ -207,10 +207,6 @@ int cmd_console(struct conf *c, int argc, char **argv)
 		err_set(EXIT_USAGE, "--baud %s: use a standard rate such as 115200", baud_arg);
 		return cmd_fail("console");
 	}
-	if (!IS_ENABLED(CONFIG_CONSOLE)) {
-		err_set(EXIT_USAGE, "this vmsnap was built without the console (CONFIG_CONSOLE)");
-		return cmd_fail("console");
-	}
 	k = malloc(sizeof(*k));
 	if (!k)
 		return EXIT_FAIL;
