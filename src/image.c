@@ -31,7 +31,12 @@ enum {
 	O_KEY_ID = 304,
 	O_SIG_LEN = 336,
 	O_SIG = 340,
-	O_END_OF_FIELDS = O_SIG + IMG_SIG_MAX, /* 468; the rest is zero */
+	O_RAM_PATH = 512, /* v4 */
+	O_RAM_BYTES = 768,
+	O_RAM_DEV = 776,
+	O_RAM_INO = 784,
+	O_RAM_DIGEST = 792,
+	O_END_OF_FIELDS = O_RAM_DIGEST + IMG_DIGEST, /* 824; the rest is zero */
 	O_HDR_DIGEST = IMG_HEADER_SIZE - IMG_DIGEST,
 };
 
@@ -71,6 +76,11 @@ static void encode_fields(const struct img_header *h, uint8_t *b)
 	memcpy(b + O_KEY_ID, h->key_id, IMG_DIGEST);
 	put16(b + O_SIG_LEN, h->sig_len);
 	memcpy(b + O_SIG, h->sig, IMG_SIG_MAX);
+	memcpy(b + O_RAM_PATH, h->ram_path, IMG_RAM_PATH);
+	put64(b + O_RAM_BYTES, h->ram_bytes);
+	put64(b + O_RAM_DEV, h->ram_dev);
+	put64(b + O_RAM_INO, h->ram_ino);
+	memcpy(b + O_RAM_DIGEST, h->ram_digest, IMG_DIGEST);
 }
 
 void img_encode(const struct img_header *h, uint8_t b[IMG_HEADER_SIZE])
@@ -99,6 +109,30 @@ static int text_field(char *dst, const uint8_t *src, size_t size, const char *fi
 	return 0;
 }
 
+/* v4 names its RAM file; other versions have none (all zero). */
+static int decode_ram(struct img_header *h, const uint8_t *b)
+{
+	if (h->version < 4) {
+		for (size_t i = O_RAM_PATH; i < O_END_OF_FIELDS; i++)
+			if (b[i])
+				return refuse("ram_path", "is set in an image without a RAM file");
+		return 0;
+	}
+	if (text_field(h->ram_path, b + O_RAM_PATH, IMG_RAM_PATH, "ram_path") < 0)
+		return -1;
+	if (!h->ram_path[0] || strstr(h->ram_path, ".."))
+		return refuse("ram_path", "is empty or climbs out with '..'");
+	h->ram_bytes = get64(b + O_RAM_BYTES);
+	h->ram_dev = get64(b + O_RAM_DEV);
+	h->ram_ino = get64(b + O_RAM_INO);
+	if (h->ram_bytes == 0 || h->ram_bytes != h->ram_size || (h->ram_bytes & 4095))
+		return refuse("ram_bytes", "does not match the guest RAM size");
+	if (h->channels != 1)
+		return refuse("channels", "is not 1 in an instant-mode image");
+	memcpy(h->ram_digest, b + O_RAM_DIGEST, IMG_DIGEST);
+	return 0;
+}
+
 int img_decode(struct img_header *h, const uint8_t b[IMG_HEADER_SIZE], uint64_t size)
 {
 	uint8_t digest[IMG_DIGEST];
@@ -117,6 +151,9 @@ int img_decode(struct img_header *h, const uint8_t b[IMG_HEADER_SIZE], uint64_t 
 	if (memcmp(digest, b + O_HDR_DIGEST, IMG_DIGEST))
 		return err_set(EXIT_REFUSED, "header digest mismatch: the header is corrupt");
 	for (size_t i = O_END_OF_FIELDS; i < O_HDR_DIGEST; i++)
+		if (b[i])
+			return refuse("reserved", "is not zero");
+	for (size_t i = O_SIG + IMG_SIG_MAX; i < O_RAM_PATH; i++)
 		if (b[i])
 			return refuse("reserved", "is not zero");
 	h->state = get32(b + O_STATE);
@@ -167,7 +204,7 @@ int img_decode(struct img_header *h, const uint8_t b[IMG_HEADER_SIZE], uint64_t 
 	for (size_t i = h->sig_len; i < IMG_SIG_MAX; i++)
 		if (h->sig[i])
 			return refuse("sig", "has bytes past sig_len");
-	return 0;
+	return decode_ram(h, b);
 }
 
 const char *img_state_name(uint32_t state)

@@ -13,7 +13,8 @@
 #define IMG_SIG_MAX 128u
 #define IMG_DIGEST 32u
 #define IMG_VERSION_MIN 2
-#define IMG_VERSION_MAX 3
+#define IMG_VERSION_MAX 4
+#define IMG_RAM_PATH 256u
 #define IMG_CHANNELS_MAX 256u
 
 /* state: distinct, non-trivial words, so one flipped bit cannot turn an
@@ -49,6 +50,11 @@ struct img_header {
 	uint8_t key_id[IMG_DIGEST];         /* SHA-256 of the signer's public key (DER) */
 	uint16_t sig_len;                   /* 0: unsigned */
 	uint8_t sig[IMG_SIG_MAX];           /* ECDSA P-256, DER */
+	/* v4 (instant mode): the guest RAM lives in a file of its own. */
+	char ram_path[IMG_RAM_PATH];        /* absolute, or relative to the image's directory */
+	uint64_t ram_bytes;                 /* its size */
+	uint64_t ram_dev, ram_ino;          /* its identity (resume-once images) */
+	uint8_t ram_digest[IMG_DIGEST];     /* payload digest of the whole file; zero: none */
 };
 
 /* Serialise h into buf; header_digest is computed over the result. */

@@ -13,18 +13,26 @@
  * speed. QEMU caps the value, so use the largest it accepts (1 TiB/s). */
 #define MAX_BANDWIDTH (1ULL << 40)
 
-int mig_has_cap(struct qmp *q, const char *cap)
+static bool in_list(const cJSON *caps, const char *cap)
 {
-	cJSON *caps, *c;
-	int found = 0;
+	const cJSON *c;
 
-	if (qmp_call(q, "query-migrate-capabilities", NULL, NULL, 0, &caps) < 0)
-		return -1;
 	cJSON_ArrayForEach(c, caps) {
 		const char *name = qmp_str(c, "capability");
 		if (name && !strcmp(name, cap))
-			found = 1;
+			return true;
 	}
+	return false;
+}
+
+int mig_has_cap(struct qmp *q, const char *cap)
+{
+	cJSON *caps;
+	int found;
+
+	if (qmp_call(q, "query-migrate-capabilities", NULL, NULL, 0, &caps) < 0)
+		return -1;
+	found = in_list(caps, cap);
 	cJSON_Delete(caps);
 	return found;
 }
@@ -40,20 +48,27 @@ static cJSON *cap(const char *name, bool on)
 
 int mig_setup(struct qmp *q, const struct mig_opts *o)
 {
-	bool v3 = o->version >= 3;
-	cJSON *list = cJSON_CreateArray(), *args, *params;
-	int has_mapped = mig_has_cap(q, "mapped-ram");
+	bool v3 = o->version == 3, v4 = o->version == 4, has_mapped, has_ignore;
+	cJSON *list, *args, *params, *caps;
 
-	if (has_mapped < 0) {
-		cJSON_Delete(list);
+	if (qmp_call(q, "query-migrate-capabilities", NULL, NULL, 0, &caps) < 0)
 		return -1;
-	}
-	if (v3 && !has_mapped) {
-		cJSON_Delete(list);
+	has_mapped = in_list(caps, "mapped-ram");
+	has_ignore = in_list(caps, "x-ignore-shared");
+	cJSON_Delete(caps);
+	if (v3 && !has_mapped)
 		return err_set(EXIT_REFUSED,
 			       "QEMU %s has no mapped-ram migration capability: v3 images need QEMU >= 9.0 (use a v2 image)",
 			       q->version_str);
-	}
+	if (v4 && !has_ignore)
+		return err_set(EXIT_REFUSED,
+			       "QEMU %s has no x-ignore-shared migration capability: instant-mode images need it",
+			       q->version_str);
+	list = cJSON_CreateArray();
+	/* Instant mode: the shared RAM file stays where it is; only the rest
+	 * (device state, ROMs, video RAM) goes into the stream. */
+	if (has_ignore)
+		cJSON_AddItemToArray(list, cap("x-ignore-shared", v4));
 	cJSON_AddItemToArray(list, cap("events", true));
 	/* Set both ways: an earlier attempt in this QEMU may have left them on. */
 	cJSON_AddItemToArray(list, cap("multifd", v3));

@@ -23,12 +23,14 @@ struct save_opts {
 /* Milliseconds spent in each phase, for people and the benchmark. */
 struct snap_times {
 	uint64_t total, migrate, sync, digest, qemu_start, qemu_exit;
+	uint64_t ram_sync; /* instant mode: the RAM file's dirty pages */
 };
 
 struct save_result {
 	struct snap_times t;
 	uint64_t ram_size, stream_length, image_size;
 	unsigned channels;
+	int version; /* 4 when the VM was in instant mode */
 	bool direct_io;
 	bool signed_;
 };
@@ -53,6 +55,10 @@ struct restore_result {
 	char name[64];
 	bool running;
 	bool golden;
+	int version;
+	unsigned channels;
+	bool direct_io;
+	uint64_t ram_size, stream_length;
 };
 
 int snap_restore(const struct conf *c, const char *image, const struct restore_opts *o,

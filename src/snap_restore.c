@@ -4,6 +4,7 @@
 #include "snap.h"
 #include "err.h"
 #include "image.h"
+#include "instant.h"
 #include "log.h"
 #include "mig.h"
 #include "qmp.h"
@@ -43,7 +44,7 @@ static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, cons
 		unsigned channels, bool progress, struct mig_stats *st)
 {
 	struct mig_opts mo = { .version = (int)h->version, .channels = channels,
-			       .direct_io = h->version >= 3 && dfd >= 0, .incoming = true };
+			       .direct_io = h->version == 3 && dfd >= 0, .incoming = true };
 	struct relay r;
 	char uri[96];
 	int p[2], rc;
@@ -51,7 +52,7 @@ static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, cons
 
 	if (mig_setup(q, &mo) < 0)
 		return -1;
-	if (h->version >= 3) {
+	if (h->version == 3) {
 		int fds[2] = { fd, dfd };
 		if (mig_add_fdset(q, fds, dfd >= 0 ? 2 : 1, &fdset) < 0)
 			return -1;
@@ -107,6 +108,8 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 	const char *name = NULL;
 	int fd = -1, dfd = -1, lock = -1, rc = -1;
 	uint64_t size, t0 = now_ms(), t;
+	struct inst_args ia;
+	const char *const *extra = NULL;
 	pid_t pid = 0;
 	bool launched = false;
 
@@ -139,13 +142,19 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 		goto out;
 	}
 	/* v3: QEMU's page reads use it; v2: the relay reads aligned blocks with it. */
-	if (o->bypass_cache && (dfd = open_direct(image, o->insisted)) == -1)
+	if (o->bypass_cache && v.h.version != 4 && (dfd = open_direct(image, o->insisted)) == -1)
 		goto out;
 	if (dfd < 0)
 		dfd = -1;
 
+	if (v.h.version == 4) {
+		/* Resume-once: the guest continues in its RAM file; golden: every
+		 * boot starts from the same pristine file, mapped privately. */
+		inst_args(&ia, v.ram_path, v.h.ram_bytes, res->golden);
+		extra = ia.argv;
+	}
 	t = now_ms();
-	if (vm_launch(c, name, &d, true) < 0)
+	if (vm_launch(c, name, &d, extra, true) < 0)
 		goto out;
 	launched = true;
 	pid = vm_pid(c, name);
@@ -155,7 +164,12 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 			goto out;
 	}
 	res->t.qemu_start = now_ms() - t;
-	if (load(&q, &v.h, fd, dfd, image, snap_channels(o->channels), o->progress, &st) < 0)
+	res->version = (int)v.h.version;
+	res->channels = v.h.version == 3 ? snap_channels(o->channels) : 1;
+	res->direct_io = dfd >= 0;
+	res->ram_size = v.h.ram_size;
+	res->stream_length = v.h.stream_length;
+	if (load(&q, &v.h, fd, dfd, image, res->channels, o->progress, &st) < 0)
 		goto out;
 	res->t.migrate = st.qemu_ms;
 	/* Consumed before the guest runs a single instruction: a crash in

@@ -4,6 +4,7 @@
 #include "snap.h"
 #include "err.h"
 #include "image.h"
+#include "instant.h"
 #include "log.h"
 #include "mig.h"
 #include "qmp.h"
@@ -49,7 +50,33 @@ struct save {
 	bool stopped, migrating;
 	int pipe[2];
 	long long fdset;
+	char ram[CONF_PATH_MAX + 8]; /* instant mode: the RAM file */
+	char old_ram[4200];          /* the RAM file of the golden image being replaced */
 };
+
+/* The RAM file of a golden instant image already at the target, to remove
+ * once the new image has replaced it. */
+static void note_old_ram(struct save *s, const char *target)
+{
+	struct img_header h;
+	uint64_t size;
+	char *def;
+	int fd;
+
+	s->old_ram[0] = 0;
+	if (access(target, F_OK) < 0 || stor_open_image(target, &fd, &size) < 0) {
+		err_clear();
+		return;
+	}
+	if (vfy_read(fd, size, target, &h, &def) == 0) {
+		if (h.version == 4 && (h.flags & IMG_F_GOLDEN) &&
+		    inst_resolve(&h, target, s->old_ram, sizeof(s->old_ram)) < 0)
+			s->old_ram[0] = 0;
+		free(def);
+	}
+	err_clear();
+	close(fd);
+}
 
 /* What QEMU tells about the VM before anything changes. */
 static int query_vm(struct save *s)
@@ -82,6 +109,33 @@ static int query_vm(struct save *s)
 	return 0;
 }
 
+/* Instant mode: the image refers to the RAM file, which must stay as saved. */
+static int preflight_instant(struct save *s, const char *target, enum stor_kind kind)
+{
+	struct stat ram, dir;
+	char d[4096];
+
+	if (s->o->keep_running)
+		return err_set(EXIT_USAGE,
+			       "VM '%s' is in instant mode: with --keep-running the guest would change the RAM file the image refers to",
+			       s->name);
+	if (stat(s->ram, &ram) < 0)
+		return err_sys(EXIT_FAIL, "RAM file %s of VM '%s'", s->ram, s->name);
+	if (!s->o->golden)
+		return 0;
+	/* The golden pair is a hard link beside the image. */
+	str_copy(d, sizeof(d), target);
+	if (strrchr(d, '/'))
+		*strrchr(d, '/') = 0;
+	else
+		strcpy(d, ".");
+	if (kind == STOR_BLK || stat(d, &dir) < 0 || dir.st_dev != ram.st_dev)
+		return err_set(EXIT_USAGE,
+			       "a golden instant-mode image goes beside its RAM file: save it to a file on the file system of %s",
+			       s->ram);
+	return 0;
+}
+
 /* Everything that can refuse, before the VM stops. */
 static int preflight(struct save *s, const char *target)
 {
@@ -89,11 +143,13 @@ static int preflight(struct save *s, const char *target)
 	uint64_t cap;
 	char a[32], b[32], n[32];
 
-	if (stor_check_save(target, s->o->version, &kind, &cap) < 0)
+	if (stor_check_save(target, s->h.version == 4 ? 2 : (int)s->h.version, &kind, &cap) < 0)
 		return -1;
 	if (s->o->sign_key && sig_key_id(s->o->sign_key, s->h.key_id) < 0)
 		return err_wrap("sign_key");
-	if (s->o->version >= 3) {
+	if (s->h.version == 4)
+		return preflight_instant(s, target, kind);
+	if (s->h.version == 3) {
 		int has = mig_has_cap(&s->q, "mapped-ram");
 		if (has < 0)
 			return -1;
@@ -135,9 +191,9 @@ static int write_prologue(struct save *s)
 static int migrate(struct save *s, struct mig_stats *st)
 {
 	struct mig_opts mo = {
-		.version = s->o->version,
+		.version = (int)s->h.version,
 		.channels = s->h.channels,
-		.direct_io = s->o->version >= 3 && s->t.dfd >= 0,
+		.direct_io = s->h.version == 3 && s->t.dfd >= 0,
 	};
 	struct relay r;
 	char uri[96];
@@ -145,7 +201,7 @@ static int migrate(struct save *s, struct mig_stats *st)
 
 	if (mig_setup(&s->q, &mo) < 0)
 		return -1;
-	if (s->o->version >= 3) {
+	if (s->h.version == 3) {
 		int fds[2] = { s->t.fd, s->t.dfd };
 		if (mig_add_fdset(&s->q, fds, s->t.dfd >= 0 ? 2 : 1, &s->fdset) < 0)
 			return -1;
@@ -175,13 +231,33 @@ static int migrate(struct save *s, struct mig_stats *st)
 	return rc;
 }
 
+/* Instant mode and signing: the RAM file's content is part of what is signed. */
+static int ram_digest(struct save *s)
+{
+	int fd = open(s->ram, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return err_sys(EXIT_FAIL, "RAM file %s", s->ram);
+	rc = sig_payload_digest(fd, 0, s->h.ram_bytes, SIG_CHUNK, usable_cpus(), s->h.ram_digest);
+	close(fd);
+	return rc;
+}
+
 static int finish(struct save *s)
 {
 	uint8_t hdr[IMG_HEADER_SIZE];
 	struct stat st;
 	uint64_t t;
 
-	if (s->o->version >= 3) {
+	if (s->h.version == 4) {
+		t = now_ms();
+		if (inst_sync(s->ram) < 0)
+			return -1;
+		s->res->t.ram_sync = now_ms() - t;
+		if (inst_reference(&s->h, s->ram, s->t.path, s->o->golden) < 0)
+			return -1;
+	}
+	if (s->h.version == 3) {
 		if (fstat(s->t.fd, &st) < 0)
 			return err_sys(EXIT_FAIL, "%s", s->t.path);
 		if ((uint64_t)st.st_size <= s->h.stream_offset)
@@ -202,6 +278,8 @@ static int finish(struct save *s)
 		rc = sig_payload_digest(rfd, s->h.stream_offset, s->h.stream_length, SIG_CHUNK,
 					usable_cpus(), s->h.payload_digest);
 		close(rfd);
+		if (rc == 0 && s->h.version == 4)
+			rc = ram_digest(s);
 		if (rc < 0)
 			return -1;
 		s->res->t.digest = now_ms() - t;
@@ -286,7 +364,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	s.h.def_offset = IMG_HEADER_SIZE;
 	s.h.def_length = s.def_len;
 	s.h.stream_offset = img_stream_offset(s.def_len);
-	s.h.channels = o->version >= 3 ? snap_channels(o->channels) : 1;
+	s.h.channels = o->version == 3 ? snap_channels(o->channels) : 1;
 	if (o->golden)
 		s.h.flags |= IMG_F_GOLDEN;
 	str_copy(s.h.name, sizeof(s.h.name), name);
@@ -294,9 +372,18 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 
 	if (qmp_connect(&s.q, s.paths.qmp, QMP_TIMEOUT_MS) < 0)
 		goto out;
-	if (query_vm(&s) < 0 || preflight(&s, target) < 0)
+	if (query_vm(&s) < 0 || (rc = inst_detect(&s.q, s.ram, sizeof(s.ram))) < 0)
 		goto out;
-	if (stor_create(&s.t, target, o->bypass_cache, o->insisted) < 0)
+	if (rc) { /* instant mode: a small stream, the RAM stays in its file */
+		s.h.version = 4;
+		s.h.channels = 1;
+	}
+	rc = -1;
+	if (preflight(&s, target) < 0)
+		goto out;
+	if (s.h.version == 4)
+		note_old_ram(&s, target);
+	if (stor_create(&s.t, target, o->bypass_cache && s.h.version != 4, o->insisted) < 0)
 		goto out;
 	if (s.t.dfd >= 0)
 		s.h.flags |= IMG_F_DIRECT_IO;
@@ -333,6 +420,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	res->stream_length = s.h.stream_length;
 	res->image_size = s.h.stream_offset + s.h.stream_length;
 	res->channels = s.h.channels;
+	res->version = (int)s.h.version;
 	res->direct_io = s.t.dfd >= 0;
 	rc = 0;
 out:
@@ -345,6 +433,14 @@ out:
 			resumed = roll_back(&s);
 		err_set(saved_code, "%s%s", saved_err,
 			!stopped ? "" : resumed ? "; the VM is running again" : "; the VM stays paused");
+		if (s.h.version == 4 && o->golden && s.h.ram_path[0] &&
+		    inst_resolve(&s.h, s.t.path, s.old_ram, sizeof(s.old_ram)) == 0)
+			unlink(s.old_ram); /* the link this save made */
+	} else if (s.old_ram[0]) {
+		struct stat st;
+		/* The replaced golden image's RAM file, unless it is this one. */
+		if (stat(s.old_ram, &st) == 0 && (uint64_t)st.st_ino != s.h.ram_ino)
+			unlink(s.old_ram);
 	}
 	stor_close(&s.t);
 	if (s.pipe[0] >= 0)

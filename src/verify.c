@@ -1,11 +1,13 @@
 /* verify: the checks an image passes before it reaches QEMU (verify.h). */
 #include "verify.h"
 #include "err.h"
+#include "instant.h"
 #include "log.h"
 #include "sign.h"
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -98,6 +100,35 @@ static int check_signature(const struct conf *c, const char *path, const struct 
 	return 0;
 }
 
+/* Instant mode: the RAM file must be the one saved; with a digest and
+ * verify_payload, its content is read and checked too. */
+static int check_ram(const char *path, const struct vfy_opts *o, struct vfy_result *r)
+{
+	static const uint8_t none[SIG_HASH];
+	uint8_t d[SIG_HASH];
+	uint64_t t0 = now_ms();
+	int fd, rc;
+
+	if (inst_check(&r->h, path, r->ram_path, sizeof(r->ram_path)) < 0)
+		return -1;
+	if (!o->verify_payload || !memcmp(r->h.ram_digest, none, SIG_HASH))
+		return 0;
+	fd = open(r->ram_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(EXIT_REFUSED, "image %s: its RAM file %s", path, r->ram_path);
+	rc = sig_payload_digest(fd, 0, r->h.ram_bytes, SIG_CHUNK, usable_cpus(), d);
+	close(fd);
+	if (rc < 0)
+		return -1;
+	r->digest_ms += now_ms() - t0;
+	if (memcmp(d, r->h.ram_digest, SIG_HASH))
+		return err_set(EXIT_REFUSED,
+			       "image %s: RAM file digest mismatch: %s was changed since the save",
+			       path, r->ram_path);
+	r->ram_checked = true;
+	return 0;
+}
+
 int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 	      const struct vfy_opts *o, struct vfy_result *r)
 {
@@ -138,6 +169,10 @@ int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 		vfy_free(r);
 		return err_set(EXIT_REFUSED, "image %s is signed without a payload digest: its RAM is not covered",
 			       path);
+	}
+	if (r->h.version == 4 && check_ram(path, o, r) < 0) {
+		vfy_free(r);
+		return -1;
 	}
 	return 0;
 }

@@ -25,6 +25,8 @@ struct vfy_result {
 	char key_used[4096];
 	bool payload_checked;
 	uint64_t digest_ms;
+	char ram_path[4200];    /* v4: the RAM file, resolved */
+	bool ram_checked;       /* v4: its content digest was checked */
 };
 
 /* Read and check the image open on fd (size bytes, named path). Failures are

@@ -2,6 +2,7 @@
 #include "vm.h"
 #include "err.h"
 #include "log.h"
+#include "instant.h"
 #include "util.h"
 
 #include <errno.h>
@@ -246,7 +247,8 @@ static void last_line(char *buf, size_t len, char *out, size_t size)
 	str_trunc(out, size, start);
 }
 
-int vm_launch(const struct conf *c, const char *name, const struct vm_def *d, bool incoming)
+int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
+	      const char *const *extra, bool incoming)
 {
 	struct vm_paths p;
 	char qmp_arg[160], errbuf[4096], line[512];
@@ -265,6 +267,8 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d, bo
 	argv[n++] = (char *)c->qemu;
 	for (int i = 0; i < d->argc; i++)
 		argv[n++] = d->argv[i];
+	for (int i = 0; extra && extra[i] && i < 8; i++)
+		argv[n++] = (char *)extra[i];
 	argv[n++] = "-qmp";
 	argv[n++] = qmp_arg;
 	argv[n++] = "-pidfile";
@@ -381,6 +385,25 @@ void vm_kill(const struct conf *c, const char *name, pid_t pid)
 	vm_cleanup(c, name);
 }
 
+/* A cold start; in instant mode with a fresh RAM file. */
+static int launch_cold(const struct conf *c, const char *name, const struct vm_def *d,
+		       const char *origin)
+{
+	struct conf_vm vm;
+	struct inst_args a;
+	char ram[CONF_PATH_MAX + 8];
+	uint64_t size;
+
+	conf_vm_get(c, name, &vm);
+	if (!vm.instant)
+		return vm_launch(c, name, d, NULL, false);
+	if (inst_ram_size(d, origin, &size) < 0 || inst_ram_path(c, name, ram, sizeof(ram)) < 0 ||
+	    inst_fresh(ram, size) < 0)
+		return -1;
+	inst_args(&a, ram, size, false);
+	return vm_launch(c, name, d, a.argv, false);
+}
+
 int vm_start(const struct conf *c, const char *name)
 {
 	struct vm_paths p;
@@ -401,7 +424,7 @@ int vm_start(const struct conf *c, const char *name)
 		if (vm_pid(c, name))
 			err_set(EXIT_FAIL, "VM '%s' is already running", name);
 		else
-			rc = vm_launch(c, name, &d, false);
+			rc = launch_cold(c, name, &d, path);
 		close(lock);
 	}
 	vm_def_free(&d);

@@ -45,9 +45,11 @@ pid_t vm_pid(const struct conf *c, const char *name);
 /* Cold-start VM name from <vm_dir>/NAME.vm (what `vmsnap run` does), under
  * its lock; refuses if it already runs. */
 int vm_start(const struct conf *c, const char *name);
-/* Start QEMU for name with d (daemonized, QMP socket, pidfile); incoming:
- * paused and waiting for migrate-incoming. QEMU's own error is reported. */
-int vm_launch(const struct conf *c, const char *name, const struct vm_def *d, bool incoming);
+/* Start QEMU for name with d (daemonized, QMP socket, pidfile) plus extra
+ * arguments (NULL-terminated, may be NULL); incoming: paused and waiting for
+ * migrate-incoming. QEMU's own error is reported. */
+int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
+	      const char *const *extra, bool incoming);
 /* Wait up to timeout_ms for pid to exit: 0 gone, -1 still there. */
 int vm_wait_gone(pid_t pid, int timeout_ms);
 /* Kill QEMU hard and remove the run-time files (for failed restores). */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 const struct cmd *cmd_find(const char *name)
 {
@@ -55,10 +56,16 @@ void cmd_print_json(cJSON *o)
 
 void cmd_add_times(cJSON *o, const struct snap_times *t)
 {
+	struct rusage ru;
+
 	cJSON_AddNumberToObject(o, "total_ms", (double)t->total);
 	cJSON_AddNumberToObject(o, "migrate_ms", (double)t->migrate);
 	cJSON_AddNumberToObject(o, "sync_ms", (double)t->sync);
 	cJSON_AddNumberToObject(o, "digest_ms", (double)t->digest);
 	cJSON_AddNumberToObject(o, "qemu_start_ms", (double)t->qemu_start);
 	cJSON_AddNumberToObject(o, "qemu_exit_ms", (double)t->qemu_exit);
+	cJSON_AddNumberToObject(o, "ram_sync_ms", (double)t->ram_sync);
+	/* Our own peak memory, for the benchmark (KiB; QEMU is not our child). */
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		cJSON_AddNumberToObject(o, "max_rss_kb", (double)ru.ru_maxrss);
 }

@@ -87,6 +87,13 @@ static cJSON *describe(int fd, uint64_t size, const char *path, const struct img
 	}
 	cJSON_AddStringToObject(o, "signature", h->sig_len ? "present (check with vmsnap verify)" : "none");
 	hex_field(o, "key_id", h->key_id, IMG_DIGEST);
+	if (h->version == 4) {
+		cJSON_AddStringToObject(o, "ram_file", h->ram_path);
+		cJSON_AddNumberToObject(o, "ram_file_size", (double)h->ram_bytes);
+		cJSON_AddNumberToObject(o, "ram_file_dev", (double)h->ram_dev);
+		cJSON_AddNumberToObject(o, "ram_file_inode", (double)h->ram_ino);
+		hex_field(o, "ram_file_digest", h->ram_digest, IMG_DIGEST);
+	}
 	stream_summary(fd, h, o);
 	cJSON_AddStringToObject(o, "definition", def);
 	return o;

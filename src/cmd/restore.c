@@ -71,6 +71,11 @@ int cmd_restore(struct conf *c, int argc, char **argv)
 		cJSON_AddStringToObject(j, "image", argv[optind]);
 		cJSON_AddBoolToObject(j, "running", r.running);
 		cJSON_AddBoolToObject(j, "golden", r.golden);
+		cJSON_AddNumberToObject(j, "format", r.version);
+		cJSON_AddNumberToObject(j, "channels", r.channels);
+		cJSON_AddBoolToObject(j, "direct_io", r.direct_io);
+		cJSON_AddNumberToObject(j, "ram_size", (double)r.ram_size);
+		cJSON_AddNumberToObject(j, "stream_length", (double)r.stream_length);
 		cmd_add_times(j, &r.t);
 		cmd_print_json(j);
 	}

@@ -10,16 +10,23 @@
 
 enum { O_FORMAT = 1, O_CHANNELS, O_BYPASS, O_KEEP, O_GOLDEN, O_JSON, O_VERBOSE };
 
+static const char *ram_sync_text(const struct save_result *r, char *buf, size_t size)
+{
+	snprintf(buf, size, "RAM sync %.3f s, header ", (double)r->t.ram_sync / 1e3);
+	return buf;
+}
+
 static void report(const char *name, const char *target, const struct save_opts *opts,
 		   const struct save_result *r, bool json)
 {
-	char ram[32], img[32];
+	(void)opts;
+	char ram[32], img[32], rs[64];
 
 	if (json) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "name", name);
 		cJSON_AddStringToObject(o, "target", target);
-		cJSON_AddNumberToObject(o, "format", opts->version);
+		cJSON_AddNumberToObject(o, "format", r->version);
 		cJSON_AddNumberToObject(o, "channels", r->channels);
 		cJSON_AddBoolToObject(o, "direct_io", r->direct_io);
 		cJSON_AddBoolToObject(o, "signed", r->signed_);
@@ -30,11 +37,12 @@ static void report(const char *name, const char *target, const struct save_opts 
 		cmd_print_json(o);
 		return;
 	}
-	printf("saved VM '%s' to %s: v%d, %s RAM, image %s, %.2f s (migrate %.2f s, sync %.2f s, digest %.2f s)%s\n",
-	       name, target, opts->version, fmt_bytes(r->ram_size, ram, sizeof(ram)),
-	       fmt_bytes(r->image_size, img, sizeof(img)), (double)r->t.total / 1e3,
-	       (double)r->t.migrate / 1e3, (double)r->t.sync / 1e3, (double)r->t.digest / 1e3,
-	       r->signed_ ? ", signed" : "");
+	printf("saved VM '%s' to %s: v%d%s, %s RAM, image %s, %.3f s (stream %.3f s, %ssync %.3f s, digest %.3f s)%s\n",
+	       name, target, r->version, r->version == 4 ? " (instant)" : "",
+	       fmt_bytes(r->ram_size, ram, sizeof(ram)), fmt_bytes(r->image_size, img, sizeof(img)),
+	       (double)r->t.total / 1e3, (double)r->t.migrate / 1e3,
+	       r->version == 4 ? ram_sync_text(r, rs, sizeof(rs)) : "", (double)r->t.sync / 1e3,
+	       (double)r->t.digest / 1e3, r->signed_ ? ", signed" : "");
 }
 
 int cmd_save(struct conf *c, int argc, char **argv)

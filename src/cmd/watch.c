@@ -73,10 +73,12 @@ static int save_job(const struct conf *c, const char *name, char *msg, size_t si
 		o.version = 2;
 	if (snap_save(c, name, vm.image, &o, &r) < 0)
 		return -1;
-	snprintf(msg, size, "saved to %s: v%d, %llu MiB in %llu ms (migrate %llu, sync %llu, digest %llu)",
-		 vm.image, o.version, (unsigned long long)(r.image_size >> 20),
+	snprintf(msg, size,
+		 "saved to %s: v%d, %llu MiB in %llu ms (stream %llu, RAM sync %llu, sync %llu, digest %llu)",
+		 vm.image, r.version, (unsigned long long)(r.image_size >> 20),
 		 (unsigned long long)r.t.total, (unsigned long long)r.t.migrate,
-		 (unsigned long long)r.t.sync, (unsigned long long)r.t.digest);
+		 (unsigned long long)r.t.ram_sync, (unsigned long long)r.t.sync,
+		 (unsigned long long)r.t.digest);
 	return 0;
 }
 

@@ -37,7 +37,7 @@ struct refusal {
 PATCH(p_magic, b[3] ^= 0x20)
 EDIT(e_version0, h->version = 0)
 EDIT(e_version1, h->version = 1)
-EDIT(e_version4, h->version = 4)
+EDIT(e_version5, h->version = 5)
 EDIT(e_version_max, h->version = 0xffffffffu)
 PATCH(p_hsize_small, put32(b + 12, 4095))
 PATCH(p_hsize_big, put32(b + 12, 8192))
@@ -78,7 +78,7 @@ static const struct refusal refusals[] = {
 	{ "bad magic", NULL, p_magic, 0, "magic" },
 	{ "version 0", e_version0, NULL, 0, "version 0 " },
 	{ "version 1", e_version1, NULL, 0, "version 1 " },
-	{ "version 4", e_version4, NULL, 0, "version 4 " },
+	{ "version 5", e_version5, NULL, 0, "version 5 " },
 	{ "version 0xffffffff", e_version_max, NULL, 0, "version 4294967295" },
 	{ "header_size 4095", NULL, p_hsize_small, 0, "header_size" },
 	{ "header_size 8192", NULL, p_hsize_big, 0, "header_size" },

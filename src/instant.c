@@ -1,0 +1,187 @@
+/* instant: RAM files for instant mode (see instant.h). */
+#include "instant.h"
+#include "err.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* -m takes "1G", "1024" (MiB when no unit) or "size=1G[,slots=..,maxmem=..]". */
+static int parse_mem(const char *val, const char *origin, uint64_t *size)
+{
+	char num[64];
+	size_t n;
+
+	if (!strncmp(val, "size=", 5))
+		val += 5;
+	n = strcspn(val, ",");
+	if (val[n])
+		return err_set(EXIT_USAGE, "%s: -m %s: instant mode takes a plain size (no slots or maxmem)",
+			       origin, val);
+	if (n >= sizeof(num))
+		return err_set(EXIT_USAGE, "%s: -m %s: not a size", origin, val);
+	memcpy(num, val, n);
+	num[n] = 0;
+	if (n && num[n - 1] >= '0' && num[n - 1] <= '9' && n + 1 < sizeof(num))
+		strcat(num, "M"); /* QEMU's unit when none is given */
+	if (parse_size(num, size) < 0 || *size == 0 || (*size & 4095))
+		return err_set(EXIT_USAGE, "%s: -m %s: not a size", origin, val);
+	return 0;
+}
+
+int inst_ram_size(const struct vm_def *d, const char *origin, uint64_t *size)
+{
+	bool have = false;
+
+	for (int i = 0; i < d->argc; i++) {
+		const char *o = d->argv[i], *v = i + 1 < d->argc ? d->argv[i + 1] : "";
+		if (o[1] == '-')
+			o++;
+		if (!strcmp(o, "-mem-path") || !strcmp(o, "-mem-prealloc") ||
+		    (!strcmp(o, "-object") && !strncmp(v, "memory-backend", 14)) ||
+		    ((!strcmp(o, "-machine") || !strcmp(o, "-M")) && strstr(v, "memory-backend")) ||
+		    (!strcmp(o, "-numa") && strstr(v, "memdev")))
+			return err_set(EXIT_USAGE,
+				       "%s: %s %s: in instant mode vmsnap provides the memory backend; remove it",
+				       origin, d->argv[i], v);
+		if (!strcmp(o, "-m")) {
+			if (parse_mem(v, origin, size) < 0)
+				return -1;
+			have = true;
+		}
+	}
+	if (!have)
+		return err_set(EXIT_USAGE, "%s: instant mode needs the RAM size: add a line -m SIZE", origin);
+	return 0;
+}
+
+int inst_ram_path(const struct conf *c, const char *name, char *out, size_t size)
+{
+	if (str_fmt(out, size, "%s/%s.ram", c->save_dir, name) < 0)
+		return err_set(EXIT_USAGE, "save_dir %s: too long", c->save_dir);
+	return 0;
+}
+
+int inst_fresh(const char *path, uint64_t size)
+{
+	int fd;
+
+	if (unlink(path) < 0 && errno != ENOENT)
+		return err_sys(EXIT_FAIL, "removing the old RAM file %s", path);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_sys(EXIT_FAIL, "creating the RAM file %s", path);
+	if (ftruncate(fd, (off_t)size) < 0) {
+		close(fd);
+		unlink(path);
+		return err_sys(EXIT_FAIL, "sizing the RAM file %s", path);
+	}
+	close(fd);
+	return 0;
+}
+
+void inst_args(struct inst_args *a, const char *path, uint64_t size, bool private)
+{
+	/* Private: read-only file, copy-on-write mapping (QEMU >= 8.2's rom=off). */
+	snprintf(a->object, sizeof(a->object),
+		 "memory-backend-file,id=" INST_BACKEND_ID ",mem-path=%s,size=%llu,%s", path,
+		 (unsigned long long)size, private ? "share=off,readonly=on,rom=off" : "share=on");
+	snprintf(a->machine, sizeof(a->machine), "memory-backend=" INST_BACKEND_ID);
+	a->argv[0] = "-object";
+	a->argv[1] = a->object;
+	a->argv[2] = "-machine";
+	a->argv[3] = a->machine;
+	a->argv[4] = NULL;
+}
+
+int inst_resolve(const struct img_header *h, const char *image, char *out, size_t size)
+{
+	const char *slash = strrchr(image, '/');
+
+	if (h->ram_path[0] == '/' || !slash)
+		return str_copy(out, size, h->ram_path) < 0 ? err_set(EXIT_REFUSED, "ram_path too long") : 0;
+	if (str_fmt(out, size, "%.*s/%s", (int)(slash - image), image, h->ram_path) < 0)
+		return err_set(EXIT_REFUSED, "ram_path too long");
+	return 0;
+}
+
+int inst_check(const struct img_header *h, const char *image, char *path, size_t size)
+{
+	struct stat st;
+
+	if (inst_resolve(h, image, path, size) < 0)
+		return -1;
+	if (stat(path, &st) < 0)
+		return err_sys(EXIT_REFUSED, "image %s: its RAM file %s", image, path);
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != h->ram_bytes)
+		return err_set(EXIT_REFUSED,
+			       "image %s: its RAM file %s is %llu bytes, the image needs %llu: refused",
+			       image, path, (unsigned long long)st.st_size, (unsigned long long)h->ram_bytes);
+	/* A golden pair may be copied anywhere (its digest is its identity); a
+	 * resume-once image belongs to the very file it was saved with. */
+	if (!(h->flags & IMG_F_GOLDEN) &&
+	    ((uint64_t)st.st_dev != h->ram_dev || (uint64_t)st.st_ino != h->ram_ino))
+		return err_set(EXIT_REFUSED,
+			       "image %s: its RAM file %s was replaced since the save (another inode): refused",
+			       image, path);
+	return 0;
+}
+
+int inst_detect(struct qmp *q, char *path, size_t size)
+{
+	cJSON *args = cJSON_CreateObject(), *r;
+	int rc;
+
+	cJSON_AddStringToObject(args, "path", "/objects/" INST_BACKEND_ID);
+	cJSON_AddStringToObject(args, "property", "mem-path");
+	if (qmp_call(q, "qom-get", args, NULL, 0, &r) < 0) {
+		err_clear(); /* no such object: not instant mode */
+		return 0;
+	}
+	rc = cJSON_IsString(r) && str_copy(path, size, r->valuestring) == 0;
+	cJSON_Delete(r);
+	return rc ? 1 : err_set(EXIT_FAIL, "instant mode: QEMU reports no usable mem-path");
+}
+
+int inst_reference(struct img_header *h, const char *ram, const char *image, bool golden)
+{
+	char link_path[4200];
+	const char *base = strrchr(image, '/');
+	struct stat st;
+
+	if (stat(ram, &st) < 0)
+		return err_sys(EXIT_FAIL, "RAM file %s", ram);
+	h->ram_bytes = (uint64_t)st.st_size;
+	h->ram_dev = (uint64_t)st.st_dev;
+	h->ram_ino = (uint64_t)st.st_ino;
+	if (!golden)
+		return str_copy(h->ram_path, sizeof(h->ram_path), ram) < 0
+			       ? err_set(EXIT_USAGE, "RAM file path %s: longer than 255", ram) : 0;
+	/* A name of its own for every save: an older golden image beside it
+	 * keeps its RAM file until the new image has replaced it. */
+	base = base ? base + 1 : image;
+	if (str_fmt(h->ram_path, sizeof(h->ram_path), "%s.%llx-%x.ram", base,
+		    (unsigned long long)h->created, (unsigned)getpid()) < 0 ||
+	    str_fmt(link_path, sizeof(link_path), "%.*s%s", (int)(base - image), image, h->ram_path) < 0)
+		return err_set(EXIT_USAGE, "image name %s: too long", image);
+	unlink(link_path);
+	if (link(ram, link_path) < 0)
+		return err_sys(EXIT_FAIL, "linking RAM file %s to %s (same file system needed)", ram, link_path);
+	return fsync_parent(link_path);
+}
+
+int inst_sync(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return err_sys(EXIT_FAIL, "RAM file %s", path);
+	rc = fdatasync(fd);
+	close(fd);
+	return rc < 0 ? err_sys(EXIT_FAIL, "syncing the RAM file %s", path) : 0;
+}

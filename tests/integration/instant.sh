@@ -1,0 +1,99 @@
+# Instant mode: guest RAM in a file, so a save writes only device state and
+# a restore maps the file again; golden pairs, identity checks, power fail.
+. "$(dirname "$0")/../lib.sh"
+
+printf '[vm vm1]\ninstant = yes\n[vm big]\ninstant = yes\n[vm gold]\ninstant = yes\n' >>"$T/vmsnap.conf"
+json_field() { sed -n "s/.*\"$2\":\\([0-9]*\\).*/\\1/p" "$1"; }
+
+# 1. Save and restore at 1 GiB and 4 GiB.
+for spec in "vm1 1G 61" "big 4G 62"; do
+	set -- $spec
+	name=$1 mem=$2 seed=$3
+	start_guest $name $mem $seed 100 || { fail "$name: guest did not boot"; continue; }
+	check "$name: its RAM is the file save_dir/$name.ram ($mem)" \
+		test "$(stat -c %s "$T/save/$name.ram")" -eq "$(numfmt --from=iec $mem)"
+	before=$(last_tick $name)
+	expect_rc "$name: instant save" 0 vs save $name "$T/save/$name.img" --json
+	stream=$(json_field "$T/out" stream_length)
+	check "$name: the stream is under 2 MiB ($stream bytes) for $mem of RAM" test "$stream" -lt $((2 << 20))
+	check "$name: inspect shows version 4 and the RAM file" \
+		bash -c "'$VMSNAP' --config '$T/vmsnap.conf' inspect --json '$T/save/$name.img' | grep -q '\"version\":4,.*\"ram_file\":\"$T/save/$name.ram\"'"
+	skip=$(lines $name)
+	expect_rc "$name: instant restore" 0 vs restore "$T/save/$name.img" --json
+	check "$name: ticks continue (were at $before)" ticks_continue $name "$before" "$skip"
+	check "$name: RAM pattern checks out page for page" dump_check $name $seed
+	check "$name: the guest's own RAM check passes" guest_selfcheck $name
+	[ "$name" = big ] && vs stop big >/dev/null
+done
+rm -f "$T/save/big.ram" "$T/save/big.img"
+
+# Refusals that come before the VM stops.
+expect_rc "--keep-running is refused in instant mode" 2 vs save vm1 "$T/save/k.img" --keep-running
+check "  ... says why" err_names "instant mode"
+printf -- '-m 256M\n-object memory-backend-ram,id=m0,size=256M\n-machine memory-backend=m0\n' >"$T/vms/own.vm"
+printf '[vm own]\ninstant = yes\n' >>"$T/vmsnap.conf"
+expect_rc "a definition with its own memory backend is refused" 2 vs run own
+check "  ... names the option" err_names "memory-backend-ram"
+
+# 2. A resume-once image refers to its very RAM file.
+vs save vm1 "$T/save/vm1.img" >/dev/null
+cp --sparse=always "$T/save/vm1.ram" "$T/vm1.ram.copy" && mv "$T/vm1.ram.copy" "$T/save/vm1.ram"
+expect_rc "a replaced RAM file (same content, new inode) is refused" 3 vs restore "$T/save/vm1.img"
+check "  ... says replaced" err_names "replaced"
+check "  ... before QEMU started" no_qemu
+truncate -s 512M "$T/save/vm1.ram"
+expect_rc "a resized RAM file is refused" 3 vs restore "$T/save/vm1.img"
+check "  ... names both sizes" err_names "is 536870912 bytes, the image needs 1073741824"
+check "  ... before QEMU started" no_qemu
+
+# 3. Golden and signed: every boot from the same pristine RAM file.
+mkdir -p "$T/trusted"
+vs keygen "$T/k.pem" "$T/trusted/k.pem" >/dev/null
+echo "sign_key = $T/k.pem" | sed -i "1r /dev/stdin" "$T/vmsnap.conf"
+start_guest gold 512M 63 100 || fail "gold: guest did not boot"
+saved=$(last_tick gold)
+expect_rc "golden instant save (signed)" 0 vs save gold "$T/save/gold.img" --golden
+ram=$(ls "$T"/save/gold.img.*.ram)
+check "the golden pair's RAM file is a file of its own beside the image" test -f "$ram"
+sum=$(md5sum <"$ram")
+for boot in 1 2; do
+	skip=$(lines gold)
+	expect_rc "golden boot $boot: restore" 0 vs restore "$T/save/gold.img"
+	check "golden boot $boot: the guest counts on from the saved tick $saved" ticks_continue gold "$saved" "$skip"
+	first=$(tail -n +$((skip + 1)) "$T/gold.log" | grep -E '^tick ' | head -n 1 | cut -d' ' -f2)
+	check "golden boot $boot: it starts again from the saved value (tick $first)" test "$first" -le $((saved + 2))
+	check "golden boot $boot: RAM checks out" guest_selfcheck gold
+	vs qmp gold '{"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"m"}]}}' >/dev/null
+	check "golden boot $boot: the guest changed its memory" wait_log gold '^mutate done' 20 "$skip"
+	wait_log gold "^tick $((first + 10))\$" 30
+	vs stop gold >/dev/null
+	check "golden boot $boot: the RAM file is unchanged" test "$(md5sum <"$ram")" = "$sum"
+done
+check "a cold start of the VM leaves the golden RAM file alone" bash -c "'$VMSNAP' --config '$T/vmsnap.conf' run gold >/dev/null"
+vs stop gold >/dev/null
+check "  ... unchanged" test "$(md5sum <"$ram")" = "$sum"
+cp "$ram" "$T/ram.orig"
+flip_byte "$ram" $((100 << 20))
+expect_rc "signed golden pair, one changed RAM page, verify_payload = yes: refused" 3 vs restore "$T/save/gold.img"
+check "  ... says the RAM file changed" err_names "RAM file digest mismatch"
+check "  ... before QEMU started" no_qemu
+expect_rc "  ... and verify says so too" 3 vs verify "$T/save/gold.img"
+cp "$T/ram.orig" "$ram"
+expect_rc "the restored RAM file verifies again" 0 vs verify "$T/save/gold.img"
+sed -i '/^sign_key/d' "$T/vmsnap.conf"
+
+# 4. Power fail with one instant and one v3 VM: both resume.
+echo "vms = vm1 v3vm" | sed -i "1r /dev/stdin" "$T/vmsnap.conf"
+vs stop vm1 >/dev/null 2>&1
+s1=$(lines vm1)
+vs run vm1 >/dev/null; wait_log vm1 '^tick 5$' 120 "$s1"
+start_guest v3vm 256M 64 100 || fail "v3vm did not boot"
+t1=$(last_tick vm1) t2=$(last_tick v3vm)
+expect_rc "power fail: watch --now saves both" 0 vs watch --now
+check "  ... vm1 in instant mode (v4), v3vm as v3, each with its sync time" \
+	bash -c "grep -q 'vm1: saved to .*: v4' '$T/err' && grep -q 'v3vm: saved to .*: v3' '$T/err'"
+s1=$(lines vm1) s2=$(lines v3vm)
+expect_rc "resume restores both" 0 vs resume
+check "vm1 continues (was at $t1)" ticks_continue vm1 "$t1" "$s1"
+check "v3vm continues (was at $t2)" ticks_continue v3vm "$t2" "$s2"
+check "vm1 RAM checks out" guest_selfcheck vm1
