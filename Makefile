@@ -157,6 +157,7 @@ rootfs: $(O)/vmsnap
 	cp -a rootfs-overlay/. $(O)/rootfs/
 	if [ -d board/$(BOARD_NAME)/overlay ]; then cp -a board/$(BOARD_NAME)/overlay/. $(O)/rootfs/; fi
 	find $(O)/rootfs -name .keep -delete
+	rm -f $(O)/rootfs/README.md
 	if [ -x board/$(BOARD_NAME)/post-build.sh ]; then board/$(BOARD_NAME)/post-build.sh $(O)/rootfs; fi
 	tar -C $(O)/rootfs --owner=0 --group=0 -czf $(O)/vmsnap-rootfs-$(BOARD_NAME).tar.gz .
 	@echo "staged $(O)/rootfs and $(O)/vmsnap-rootfs-$(BOARD_NAME).tar.gz for board $(BOARD_NAME)"
