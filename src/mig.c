@@ -13,6 +13,13 @@
  * speed. QEMU caps the value, so use the largest it accepts (1 TiB/s). */
 #define MAX_BANDWIDTH (1ULL << 40)
 
+bool mig_file_transport(const struct qmp *q, int version, bool regular_file, bool direct)
+{
+	if (version == 3)
+		return true;
+	return regular_file && !direct && qmp_at_least(q, 8, 2);
+}
+
 static bool in_list(const cJSON *caps, const char *cap)
 {
 	const cJSON *c;

@@ -23,6 +23,12 @@ struct mig_stats {
 	uint64_t ram_total;
 };
 
+/* Can QEMU read or write the image itself through file:/dev/fdset (no relay)?
+ * v3 always; a sequential stream when the image is a regular file without
+ * O_DIRECT (QEMU >= 8.2 has the file: transport; O_DIRECT needs aligned I/O,
+ * which only the relay or mapped-ram give). */
+bool mig_file_transport(const struct qmp *q, int version, bool regular_file, bool direct);
+
 /* 1 if QEMU offers the migration capability `cap`, 0 if not, -1 error. */
 int mig_has_cap(struct qmp *q, const char *cap);
 int mig_setup(struct qmp *q, const struct mig_opts *o);

@@ -42,6 +42,12 @@ int qmp_fd(const struct qmp *q);
  * QEMU has closed the connection. */
 int qmp_pump(struct qmp *q);
 
+/* True if the QEMU behind q is at least major.minor. */
+static inline int qmp_at_least(const struct qmp *q, int major, int minor)
+{
+	return q->version[0] > major || (q->version[0] == major && q->version[1] >= minor);
+}
+
 /* Small accessors for replies. */
 const char *qmp_str(const cJSON *obj, const char *key);
 long long qmp_int(const cJSON *obj, const char *key, long long dflt);

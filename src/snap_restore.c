@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Mark the image used, so boot-time resume never replays it. */
@@ -43,6 +44,8 @@ static int consume(const char *path, struct img_header *h)
 static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, const char *path,
 		unsigned channels, bool progress, struct mig_stats *st)
 {
+	struct stat sb;
+	bool regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
 	struct mig_opts mo = { .version = (int)h->version, .channels = channels,
 			       .direct_io = h->version == 3 && dfd >= 0, .incoming = true };
 	struct relay r;
@@ -52,7 +55,7 @@ static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, cons
 
 	if (mig_setup(q, &mo) < 0)
 		return -1;
-	if (h->version == 3) {
+	if (mig_file_transport(q, (int)h->version, regular, dfd >= 0)) {
 		int fds[2] = { fd, dfd };
 		if (mig_add_fdset(q, fds, dfd >= 0 ? 2 : 1, &fdset) < 0)
 			return -1;

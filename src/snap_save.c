@@ -48,6 +48,7 @@ struct save {
 	size_t def_len;
 	pid_t pid;
 	bool stopped, migrating;
+	bool file_uri; /* QEMU writes the image itself (file:/dev/fdset) */
 	int pipe[2];
 	long long fdset;
 	char ram[CONF_PATH_MAX + 8]; /* instant mode: the RAM file */
@@ -201,7 +202,7 @@ static int migrate(struct save *s, struct mig_stats *st)
 
 	if (mig_setup(&s->q, &mo) < 0)
 		return -1;
-	if (s->h.version == 3) {
+	if (s->file_uri) {
 		int fds[2] = { s->t.fd, s->t.dfd };
 		if (mig_add_fdset(&s->q, fds, s->t.dfd >= 0 ? 2 : 1, &s->fdset) < 0)
 			return -1;
@@ -257,7 +258,7 @@ static int finish(struct save *s)
 		if (inst_reference(&s->h, s->ram, s->t.path, s->o->golden) < 0)
 			return -1;
 	}
-	if (s->h.version == 3) {
+	if (s->file_uri) {
 		if (fstat(s->t.fd, &st) < 0)
 			return err_sys(EXIT_FAIL, "%s", s->t.path);
 		if ((uint64_t)st.st_size <= s->h.stream_offset)
@@ -387,6 +388,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 		goto out;
 	if (s.t.dfd >= 0)
 		s.h.flags |= IMG_F_DIRECT_IO;
+	s.file_uri = mig_file_transport(&s.q, (int)s.h.version, s.t.kind == STOR_REG, s.t.dfd >= 0);
 	if (write_prologue(&s) < 0)
 		goto out;
 
