@@ -94,10 +94,10 @@ int mig_setup(struct qmp *q, const struct mig_opts *o)
 		if (o->direct_io || q->version[0] > 9 || (q->version[0] == 9 && q->version[1] >= 1))
 			cJSON_AddBoolToObject(args, "direct-io", o->direct_io);
 	}
-	if (cJSON_GetArraySize(args) && qmp_call(q, "migrate-set-parameters", args, NULL, 0, NULL) < 0)
-		return -1;
 	if (!cJSON_GetArraySize(args))
-		cJSON_Delete(args);
+		cJSON_Delete(args); /* nothing to set (an incoming v2 stream) */
+	else if (qmp_call(q, "migrate-set-parameters", args, NULL, 0, NULL) < 0)
+		return -1;
 	if (log_verbose && qmp_call(q, "query-migrate-parameters", NULL, NULL, 0, &params) == 0) {
 		/* QEMU's own view, not our intent: tests and people read this. */
 		log_info("QEMU migrate parameters: multifd-channels=%lld direct-io=%s max-bandwidth=%lld",

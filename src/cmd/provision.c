@@ -19,6 +19,8 @@
 
 enum { O_PUBKEY = 1, O_PROGRESS };
 
+#define SINGLE_FILE_MAX 3 /* v2 and v3 images are one file; later versions may not be */
+
 struct prov {
 	const struct conf *c;
 	const char *src, *dst;
@@ -58,6 +60,10 @@ static int check_target(struct prov *p, const struct img_header *h)
 	uint64_t cap;
 	char a[32], b[32];
 
+	if (h->version > SINGLE_FILE_MAX)
+		return err_set(EXIT_REFUSED,
+			       "image %s is v%u: provision copies single-file images (v2, v3); save the VM with --format 2 or 3",
+			       p->src, h->version);
 	if (stor_check_save(p->dst, (int)h->version, &p->kind, &cap) < 0)
 		return -1;
 	if (fstat(p->in, &ss) == 0 && stat(p->dst, &ts) == 0 &&
@@ -242,10 +248,6 @@ int cmd_provision(struct conf *c, int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return cmd_usage(cmd_find("provision"));
-	if (!IS_ENABLED(CONFIG_PROVISION)) {
-		err_set(EXIT_USAGE, "this vmsnap was built without CONFIG_PROVISION");
-		return cmd_fail("provision");
-	}
 	p.src = p.cp.src = argv[optind];
 	p.dst = p.cp.dst = argv[optind + 1];
 	p.t.fd = p.t.dfd = -1;
