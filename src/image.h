@@ -29,7 +29,8 @@ enum img_flag {
 	IMG_F_WAS_RUNNING = 1u << 0, /* resume it running unless told otherwise */
 	IMG_F_GOLDEN = 1u << 1,      /* reusable: restored every boot, never consumed */
 	IMG_F_DIRECT_IO = 1u << 2,   /* saved with O_DIRECT */
-	IMG_F_KNOWN = 0x7u,
+	IMG_F_RAM_BACKEND = 1u << 3, /* RAM was vmsnap's memory backend: restore needs one too */
+	IMG_F_KNOWN = 0xfu,
 };
 
 struct img_header {

@@ -1,12 +1,14 @@
 /* instant: RAM files for instant mode (see instant.h). */
 #include "instant.h"
 #include "err.h"
+#include "sign.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,6 +100,18 @@ void inst_args(struct inst_args *a, const char *path, uint64_t size, bool privat
 	a->argv[4] = NULL;
 }
 
+void inst_args_anon(struct inst_args *a, uint64_t size)
+{
+	snprintf(a->object, sizeof(a->object), "memory-backend-ram,id=" INST_BACKEND_ID ",size=%llu",
+		 (unsigned long long)size);
+	snprintf(a->machine, sizeof(a->machine), "memory-backend=" INST_BACKEND_ID);
+	a->argv[0] = "-object";
+	a->argv[1] = a->object;
+	a->argv[2] = "-machine";
+	a->argv[3] = a->machine;
+	a->argv[4] = NULL;
+}
+
 int inst_resolve(const struct img_header *h, const char *image, char *out, size_t size)
 {
 	const char *slash = strrchr(image, '/');
@@ -137,14 +151,25 @@ int inst_detect(struct qmp *q, char *path, size_t size)
 	int rc;
 
 	cJSON_AddStringToObject(args, "path", "/objects/" INST_BACKEND_ID);
-	cJSON_AddStringToObject(args, "property", "mem-path");
+	cJSON_AddStringToObject(args, "property", "share");
 	if (qmp_call(q, "qom-get", args, NULL, 0, &r) < 0) {
-		err_clear(); /* no such object: not instant mode */
-		return 0;
+		err_clear(); /* no such object: QEMU's own RAM */
+		return INST_NONE;
 	}
+	rc = cJSON_IsTrue(r);
+	cJSON_Delete(r);
+	/* A private mapping (a VM running from a golden pair) keeps the guest's
+	 * changes out of the file: such a VM is saved with its RAM in the stream. */
+	if (!rc)
+		return INST_PRIVATE;
+	args = cJSON_CreateObject();
+	cJSON_AddStringToObject(args, "path", "/objects/" INST_BACKEND_ID);
+	cJSON_AddStringToObject(args, "property", "mem-path");
+	if (qmp_call(q, "qom-get", args, NULL, 0, &r) < 0)
+		return -1;
 	rc = cJSON_IsString(r) && str_copy(path, size, r->valuestring) == 0;
 	cJSON_Delete(r);
-	return rc ? 1 : err_set(EXIT_FAIL, "instant mode: QEMU reports no usable mem-path");
+	return rc ? INST_SHARED : err_set(EXIT_FAIL, "instant mode: QEMU reports no usable mem-path");
 }
 
 int inst_reference(struct img_header *h, const char *ram, const char *image, bool golden)
@@ -184,4 +209,56 @@ int inst_sync(const char *path)
 	rc = fdatasync(fd);
 	close(fd);
 	return rc < 0 ? err_sys(EXIT_FAIL, "syncing the RAM file %s", path) : 0;
+}
+
+int inst_digest(const char *path, uint64_t len, uint8_t out[IMG_DIGEST])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return err_sys(EXIT_FAIL, "RAM file %s", path);
+	rc = sig_payload_digest(fd, 0, len, SIG_CHUNK, usable_cpus(), out);
+	close(fd);
+	return rc;
+}
+
+/* From linux/fs.h and linux/fsverity.h, which musl's headers do not carry. */
+#define VMSNAP_FS_IOC_GETFLAGS _IOR('f', 1, long)
+#define VMSNAP_FS_VERITY_FL 0x00100000
+#define VMSNAP_FS_IOC_ENABLE_VERITY _IOW('f', 133, struct verity_arg)
+struct verity_arg {
+	uint32_t version, hash_algorithm, block_size, salt_size;
+	uint64_t salt_ptr;
+	uint32_t sig_size, reserved1;
+	uint64_t sig_ptr;
+	uint64_t reserved2[11];
+};
+
+int inst_verity(const char *path)
+{
+	long flags = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return err_sys(EXIT_FAIL, "RAM file %s", path);
+	rc = ioctl(fd, VMSNAP_FS_IOC_GETFLAGS, &flags);
+	close(fd);
+	return rc == 0 && (flags & VMSNAP_FS_VERITY_FL);
+}
+
+int inst_enable_verity(const char *path)
+{
+	/* SHA-256 over 4 KiB blocks, no salt: what fsverity-utils does by default. */
+	struct verity_arg a = { .version = 1, .hash_algorithm = 1, .block_size = 4096 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return err_sys(EXIT_FAIL, "RAM file %s", path);
+	rc = ioctl(fd, VMSNAP_FS_IOC_ENABLE_VERITY, &a);
+	close(fd);
+	if (rc == 0)
+		return 1;
+	if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL)
+		return 0;
+	return err_sys(EXIT_FAIL, "enabling fs-verity on %s", path);
 }

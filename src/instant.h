@@ -31,8 +31,14 @@ struct inst_args {
 	const char *argv[5];
 };
 void inst_args(struct inst_args *a, const char *path, uint64_t size, bool private);
+/* The same backend id in anonymous memory: restoring, with its RAM in the
+ * stream, a VM that ran on vmsnap's backend (the RAM block's name must match). */
+void inst_args_anon(struct inst_args *a, uint64_t size);
 
-/* Is the VM behind q in instant mode? 1 with its RAM file in path, 0 no, -1 error. */
+/* How the VM behind q holds its RAM: INST_SHARED (instant mode, its RAM
+ * file in path), INST_PRIVATE (vmsnap's backend mapped privately: running
+ * from a golden pair), INST_NONE (QEMU's own), or -1. */
+enum { INST_NONE, INST_SHARED, INST_PRIVATE };
 int inst_detect(struct qmp *q, char *path, size_t size);
 /* Record the RAM file in h: size and identity, and its path (absolute; or,
  * for a golden image, a hard link "<image name>.<id>.ram" beside the image,
@@ -40,6 +46,12 @@ int inst_detect(struct qmp *q, char *path, size_t size);
 int inst_reference(struct img_header *h, const char *ram, const char *image, bool golden);
 /* Write the RAM file's dirty pages to disk. */
 int inst_sync(const char *path);
+/* The payload digest of a whole RAM file (len bytes; holes are not read). */
+int inst_digest(const char *path, uint64_t len, uint8_t out[IMG_DIGEST]);
+/* fs-verity on a RAM file: 1 on, 0 off; enabling answers 1 done, 0 when the
+ * file system or kernel does not offer it (known only by trying), -1 error. */
+int inst_verity(const char *path);
+int inst_enable_verity(const char *path);
 
 /* The RAM file an image refers to, resolved against the image's directory. */
 int inst_resolve(const struct img_header *h, const char *image, char *out, size_t size);

@@ -155,6 +155,9 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 		 * boot starts from the same pristine file, mapped privately. */
 		inst_args(&ia, v.ram_path, v.h.ram_bytes, res->golden);
 		extra = ia.argv;
+	} else if (v.h.flags & IMG_F_RAM_BACKEND) {
+		inst_args_anon(&ia, v.h.ram_size);
+		extra = ia.argv;
 	}
 	t = now_ms();
 	if (vm_launch(c, name, &d, extra, true) < 0)

@@ -232,18 +232,6 @@ static int migrate(struct save *s, struct mig_stats *st)
 	return rc;
 }
 
-/* Instant mode and signing: the RAM file's content is part of what is signed. */
-static int ram_digest(struct save *s)
-{
-	int fd = open(s->ram, O_RDONLY | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return err_sys(EXIT_FAIL, "RAM file %s", s->ram);
-	rc = sig_payload_digest(fd, 0, s->h.ram_bytes, SIG_CHUNK, usable_cpus(), s->h.ram_digest);
-	close(fd);
-	return rc;
-}
-
 static int finish(struct save *s)
 {
 	uint8_t hdr[IMG_HEADER_SIZE];
@@ -280,7 +268,7 @@ static int finish(struct save *s)
 					usable_cpus(), s->h.payload_digest);
 		close(rfd);
 		if (rc == 0 && s->h.version == 4)
-			rc = ram_digest(s);
+			rc = inst_digest(s->ram, s->h.ram_bytes, s->h.ram_digest);
 		if (rc < 0)
 			return -1;
 		s->res->t.digest = now_ms() - t;
@@ -375,10 +363,12 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 		goto out;
 	if (query_vm(&s) < 0 || (rc = inst_detect(&s.q, s.ram, sizeof(s.ram))) < 0)
 		goto out;
-	if (rc) { /* instant mode: a small stream, the RAM stays in its file */
+	if (rc == INST_SHARED) { /* instant mode: a small stream, the RAM stays in its file */
 		s.h.version = 4;
 		s.h.channels = 1;
 	}
+	if (rc != INST_NONE)
+		s.h.flags |= IMG_F_RAM_BACKEND;
 	rc = -1;
 	if (preflight(&s, target) < 0)
 		goto out;

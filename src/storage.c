@@ -81,6 +81,10 @@ int stor_check_save(const char *path, int version, enum stor_kind *kind, uint64_
 	if (S_ISBLK(st.st_mode)) {
 		int fd;
 		*kind = STOR_BLK;
+		if (version == 4)
+			return err_set(EXIT_USAGE,
+				       "target %s is a block device: an instant-mode image comes with its RAM file and needs a file system",
+				       path);
 		if (version >= 3)
 			return err_set(EXIT_USAGE,
 				       "target %s is a block device: v3 images are fixed-offset (mapped-ram) and need a regular file; use --format 2 for a block device",

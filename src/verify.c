@@ -107,18 +107,12 @@ static int check_ram(const char *path, const struct vfy_opts *o, struct vfy_resu
 	static const uint8_t none[SIG_HASH];
 	uint8_t d[SIG_HASH];
 	uint64_t t0 = now_ms();
-	int fd, rc;
 
 	if (inst_check(&r->h, path, r->ram_path, sizeof(r->ram_path)) < 0)
 		return -1;
 	if (!o->verify_payload || !memcmp(r->h.ram_digest, none, SIG_HASH))
 		return 0;
-	fd = open(r->ram_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_sys(EXIT_REFUSED, "image %s: its RAM file %s", path, r->ram_path);
-	rc = sig_payload_digest(fd, 0, r->h.ram_bytes, SIG_CHUNK, usable_cpus(), d);
-	close(fd);
-	if (rc < 0)
+	if (inst_digest(r->ram_path, r->h.ram_bytes, d) < 0)
 		return -1;
 	r->digest_ms += now_ms() - t0;
 	if (memcmp(d, r->h.ram_digest, SIG_HASH))

@@ -4,6 +4,7 @@
 #include "copy.h"
 #include "err.h"
 #include "image.h"
+#include "instant.h"
 #include "storage.h"
 #include "util.h"
 #include "verify.h"
@@ -19,7 +20,6 @@
 
 enum { O_PUBKEY = 1, O_PROGRESS };
 
-#define SINGLE_FILE_MAX 3 /* v2 and v3 images are one file; later versions may not be */
 
 struct prov {
 	const struct conf *c;
@@ -33,6 +33,9 @@ struct prov {
 	struct vfy_result sv, tv; /* source, target read back */
 	uint64_t sync_ms;
 	bool touched;             /* the target has been written to */
+	char ram[4200];           /* v4: the target's RAM file */
+	uint64_t ram_bytes;       /* v4: bytes of it written */
+	int verity;               /* v4: fs-verity on the target's RAM file (1), not offered (0) */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -60,10 +63,10 @@ static int check_target(struct prov *p, const struct img_header *h)
 	uint64_t cap;
 	char a[32], b[32];
 
-	if (h->version > SINGLE_FILE_MAX)
-		return err_set(EXIT_REFUSED,
-			       "image %s is v%u: provision copies single-file images (v2, v3); save the VM with --format 2 or 3",
-			       p->src, h->version);
+	if (h->version == 4 && (!(h->flags & IMG_F_GOLDEN) || h->ram_path[0] == '/'))
+		return err_set(EXIT_USAGE,
+			       "image %s is a resume-once instant image tied to this machine's RAM file: provision golden images (save --golden)",
+			       p->src);
 	if (stor_check_save(p->dst, (int)h->version, &p->kind, &cap) < 0)
 		return -1;
 	if (fstat(p->in, &ss) == 0 && stat(p->dst, &ts) == 0 &&
@@ -149,6 +152,61 @@ static int commit(struct prov *p, const struct img_header *partial)
 	return stor_place(&p->t);
 }
 
+/* Instant mode: the golden pair's RAM file goes first, under the name the
+ * signed header gives it, beside the image; the image's read-back check then
+ * covers both. */
+static int provision_ram(struct prov *p)
+{
+	const char *slash = strrchr(p->dst, '/');
+	char tmp[4300];
+	struct copy cp = { .off = 0, .end = p->sv.h.ram_bytes, .sparse = true, .dout = -1,
+			   .progress = p->cp.progress, .cancel = p->cp.cancel };
+	int rc = -1;
+
+	if (str_fmt(p->ram, sizeof(p->ram), "%.*s%s", slash ? (int)(slash - p->dst) + 1 : 0, p->dst,
+		    p->sv.h.ram_path) < 0 ||
+	    str_fmt(tmp, sizeof(tmp), "%s.vmsnap-partial", p->ram) < 0)
+		return err_set(EXIT_USAGE, "target %s: path too long", p->dst);
+	cp.src = p->sv.ram_path;
+	cp.dst = p->ram;
+	cp.in = open(p->sv.ram_path, O_RDONLY | O_CLOEXEC);
+	cp.out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (cp.in < 0 || cp.out < 0) {
+		err_sys(EXIT_FAIL, "%s", cp.in < 0 ? p->sv.ram_path : tmp);
+		goto out;
+	}
+	if (IS_ENABLED(CONFIG_DIRECT_IO))
+		cp.dout = stor_open_direct(tmp, O_WRONLY);
+	if (ftruncate(cp.out, (off_t)cp.end) < 0) {
+		err_sys(EXIT_FAIL, "sizing %s", tmp);
+		goto out;
+	}
+	if (copy_plan(&cp) < 0 || copy_run(&cp) < 0)
+		goto out;
+	if (fdatasync(cp.out) < 0) {
+		err_sys(EXIT_FAIL, "syncing %s", tmp);
+		goto out;
+	}
+	posix_fadvise(cp.out, 0, 0, POSIX_FADV_DONTNEED); /* the check reads the disk */
+	if (rename(tmp, p->ram) < 0) {
+		err_sys(EXIT_FAIL, "renaming %s to %s", tmp, p->ram);
+		goto out;
+	}
+	tmp[0] = 0;
+	p->ram_bytes = cp.written;
+	rc = fsync_parent(p->ram);
+out:
+	if (cp.in >= 0)
+		close(cp.in);
+	if (cp.dout >= 0)
+		close(cp.dout);
+	if (cp.out >= 0)
+		close(cp.out);
+	if (tmp[0])
+		unlink(tmp);
+	return rc;
+}
+
 static int provision(struct prov *p)
 {
 	struct img_header h;
@@ -172,6 +230,8 @@ static int provision(struct prov *p)
 	if (copy_plan(&p->cp) < 0)
 		return -1;
 	catch_signals();
+	if (p->sv.h.version == 4 && provision_ram(p) < 0)
+		return -1;
 	if (stor_create(&p->t, p->dst, IS_ENABLED(CONFIG_DIRECT_IO), false) < 0)
 		return -1;
 	if (p->t.kind == STOR_REG && prepare_file(p) < 0)
@@ -184,9 +244,12 @@ static int provision(struct prov *p)
 		return -1;
 	p->cp.out = p->t.fd;
 	p->cp.dout = p->t.dfd;
-	if (copy_run(&p->cp) < 0)
+	if (copy_run(&p->cp) < 0 || commit(p, &h) < 0)
 		return -1;
-	return commit(p, &h);
+	/* The verified RAM file becomes immutable where the kernel offers it. */
+	if (p->sv.h.version == 4 && (p->verity = inst_enable_verity(p->ram)) < 0)
+		return -1;
+	return 0;
 }
 
 /* After a failure with the target open: say what it holds now. */
@@ -221,6 +284,10 @@ static void report(const struct prov *p, uint64_t total_ms)
 	printf("verified: source (%.2f s) and target read back (%.2f s): header, definition, signature (key %s, id %s), payload digest ok\n",
 	       (double)p->sv.digest_ms / 1e3, (double)p->tv.digest_ms / 1e3, p->tv.key_used,
 	       vfy_hex(p->tv.h.key_id, 8, hex, sizeof(hex)));
+	if (p->sv.h.version == 4)
+		printf("RAM file %s: %s written (holes kept), digest verified; fs-verity %s\n", p->ram,
+		       fmt_bytes(p->ram_bytes, b, sizeof(b)),
+		       p->verity ? "enabled: the kernel checks every page read" : "not offered by this file system or kernel");
 	printf("total %.2f s\n", (double)total_ms / 1e3);
 }
 

@@ -3,6 +3,7 @@
 #include "cmd.h"
 #include "err.h"
 #include "image.h"
+#include "instant.h"
 #include "sign.h"
 #include "storage.h"
 #include "util.h"
@@ -25,7 +26,7 @@ int cmd_sign(struct conf *c, int argc, char **argv)
 	struct img_header h;
 	uint8_t buf[IMG_HEADER_SIZE];
 	uint64_t size;
-	char *def;
+	char *def, ram[4200];
 	int fd, wfd, opt;
 
 	(void)c;
@@ -61,6 +62,16 @@ int cmd_sign(struct conf *c, int argc, char **argv)
 		return cmd_fail("sign");
 	}
 	close(fd);
+	if (golden && h.version == 4 && h.ram_path[0] == '/') {
+		err_set(EXIT_USAGE,
+			"image %s refers to the running RAM file %s, which a cold start replaces: make golden instant images with save --golden",
+			path, h.ram_path);
+		return cmd_fail("sign");
+	}
+	/* Instant mode: the RAM file's content is signed too. */
+	if (h.version == 4 && (inst_check(&h, path, ram, sizeof(ram)) < 0 ||
+			       inst_digest(ram, h.ram_bytes, h.ram_digest) < 0))
+		return cmd_fail("sign");
 	if (golden)
 		h.flags |= IMG_F_GOLDEN;
 	if (vfy_sign_header(&h, key) < 0)

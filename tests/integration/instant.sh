@@ -97,3 +97,31 @@ expect_rc "resume restores both" 0 vs resume
 check "vm1 continues (was at $t1)" ticks_continue vm1 "$t1" "$s1"
 check "v3vm continues (was at $t2)" ticks_continue v3vm "$t2" "$s2"
 check "vm1 RAM checks out" guest_selfcheck vm1
+
+# 5. Provisioning a golden pair: both files copied (holes kept) and verified.
+ext=$(make_ext4 dev 2G)
+expect_rc "provision of a golden instant pair to another file system" 0 vs provision "$T/save/gold.img" "$ext/kiosk.img"
+check "  ... reports the RAM file and fs-verity (detected at run time)" grep -q "RAM file .*fs-verity" "$T/out"
+src_ram=$(ls "$T"/save/gold.img.*.ram) dst_ram=$(ls "$ext"/gold.img.*.ram)
+check "  ... the RAM file's copy keeps its holes" \
+	test $(( $(stat -c %b "$dst_ram") * 512 )) -le $(( $(stat -c %b "$src_ram") * 512 * 105 / 100 ))
+check "  ... and is identical" cmp -s "$src_ram" "$dst_ram"
+expect_rc "  ... the copy verifies" 0 vs verify "$ext/kiosk.img"
+skip=$(lines gold)
+expect_rc "  ... and restores" 0 vs restore "$ext/kiosk.img"
+check "  ... the guest continues from the saved tick" ticks_continue gold "$saved" "$skip"
+vs stop gold >/dev/null
+flip_byte "$dst_ram" $((100 << 20))
+expect_rc "a provisioned pair with a changed RAM page is refused (verify_payload = yes)" 3 vs restore "$ext/kiosk.img"
+vs save vm1 "$T/save/once.img" >/dev/null || fail "saving a resume-once instant image"
+expect_rc "a resume-once instant image is not provisioned" 2 vs provision "$T/save/once.img" "$ext/once.img"
+check "  ... says why" err_names "resume-once instant image"
+
+# A VM running from a golden pair has a private RAM mapping: its changes are
+# not in the file, so a save carries the RAM in the stream instead.
+vs restore "$T/save/gold.img" >/dev/null || fail "restoring the golden pair"
+expect_rc "saving a VM that runs from a golden pair" 0 vs save gold "$T/save/gold-v3.img" --format 3 --json
+check "  ... writes a v3 image with the RAM in it" \
+	bash -c "grep -q '\"format\":3' '$T/out' && test \$(sed -n 's/.*\"stream_length\":\\([0-9]*\\).*/\\1/p' '$T/out') -gt $((256 << 20))"
+expect_rc "  ... which restores" 0 vs restore "$T/save/gold-v3.img"
+check "  ... with its RAM intact" guest_selfcheck gold

@@ -43,7 +43,7 @@ PATCH(p_hsize_small, put32(b + 12, 4095))
 PATCH(p_hsize_big, put32(b + 12, 8192))
 EDIT(e_state_zero, h->state = 0)
 EDIT(e_state_bitflip, h->state = IMG_COMPLETE ^ 1)
-EDIT(e_flags_bit3, h->flags = 1u << 3)
+EDIT(e_flags_bit4, h->flags = 1u << 4)
 EDIT(e_flags_top, h->flags = IMG_F_WAS_RUNNING | 0x80000000u)
 EDIT(e_def_off0, h->def_offset = 0)
 EDIT(e_def_off8k, h->def_offset = 8192)
@@ -84,7 +84,7 @@ static const struct refusal refusals[] = {
 	{ "header_size 8192", NULL, p_hsize_big, 0, "header_size" },
 	{ "state 0", e_state_zero, NULL, 0, "state" },
 	{ "state one bit off", e_state_bitflip, NULL, 0, "state" },
-	{ "flags bit 3", e_flags_bit3, NULL, 0, "flags" },
+	{ "flags bit 4", e_flags_bit4, NULL, 0, "flags" },
 	{ "flags bit 31", e_flags_top, NULL, 0, "flags" },
 	{ "def_offset 0", e_def_off0, NULL, 0, "def_offset" },
 	{ "def_offset 8192", e_def_off8k, NULL, 0, "def_offset" },
