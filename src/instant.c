@@ -86,12 +86,9 @@ int inst_fresh(const char *path, uint64_t size)
 	return 0;
 }
 
-void inst_args(struct inst_args *a, const char *path, uint64_t size, bool private)
+/* -object (already in a->object) and the -machine option that uses it. */
+static void fill_argv(struct inst_args *a)
 {
-	/* Private: read-only file, copy-on-write mapping (QEMU >= 8.2's rom=off). */
-	snprintf(a->object, sizeof(a->object),
-		 "memory-backend-file,id=" INST_BACKEND_ID ",mem-path=%s,size=%llu,%s", path,
-		 (unsigned long long)size, private ? "share=off,readonly=on,rom=off" : "share=on");
 	snprintf(a->machine, sizeof(a->machine), "memory-backend=" INST_BACKEND_ID);
 	a->argv[0] = "-object";
 	a->argv[1] = a->object;
@@ -100,16 +97,20 @@ void inst_args(struct inst_args *a, const char *path, uint64_t size, bool privat
 	a->argv[4] = NULL;
 }
 
+void inst_args(struct inst_args *a, const char *path, uint64_t size, bool private)
+{
+	/* Private: read-only file, copy-on-write mapping (QEMU >= 8.2's rom=off). */
+	snprintf(a->object, sizeof(a->object),
+		 "memory-backend-file,id=" INST_BACKEND_ID ",mem-path=%s,size=%llu,%s", path,
+		 (unsigned long long)size, private ? "share=off,readonly=on,rom=off" : "share=on");
+	fill_argv(a);
+}
+
 void inst_args_anon(struct inst_args *a, uint64_t size)
 {
 	snprintf(a->object, sizeof(a->object), "memory-backend-ram,id=" INST_BACKEND_ID ",size=%llu",
 		 (unsigned long long)size);
-	snprintf(a->machine, sizeof(a->machine), "memory-backend=" INST_BACKEND_ID);
-	a->argv[0] = "-object";
-	a->argv[1] = a->object;
-	a->argv[2] = "-machine";
-	a->argv[3] = a->machine;
-	a->argv[4] = NULL;
+	fill_argv(a);
 }
 
 int inst_resolve(const struct img_header *h, const char *image, char *out, size_t size)

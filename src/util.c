@@ -58,12 +58,13 @@ int str_fmt(char *dst, size_t size, const char *fmt, ...)
 	return (n < 0 || (size_t)n >= size) ? -1 : 0;
 }
 
-int write_all(int fd, const void *buf, size_t len)
+/* write() or, with an offset, pwrite() until all of buf is out. */
+static int put_all(int fd, const void *buf, size_t len, off_t *off)
 {
 	const char *p = buf;
 
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = off ? pwrite(fd, p, len, *off) : write(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -73,28 +74,20 @@ int write_all(int fd, const void *buf, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
+		if (off)
+			*off += n;
 	}
 	return 0;
 }
 
+int write_all(int fd, const void *buf, size_t len)
+{
+	return put_all(fd, buf, len, NULL);
+}
+
 int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = ENOSPC;
-			return -1;
-		}
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return put_all(fd, buf, len, &off);
 }
 
 ssize_t pread_all(int fd, void *buf, size_t len, off_t off)

@@ -26,6 +26,10 @@ int cmd_fail(const char *name);
  * name the option. Returns the option, -1 at the end, '?' on error. */
 int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
 const struct cmd *cmd_find(const char *name);
+/* --parallel-channels N: 1..CONFIG_MAX_CHANNELS. */
+int cmd_channels(const char *arg, unsigned *out);
+/* --bypass-cache in a build without O_DIRECT: an error if insisted, else off. */
+int cmd_bypass(bool *bypass, bool insisted);
 /* Print o as one line of JSON and free it. */
 void cmd_print_json(cJSON *o);
 /* Add the phase times of a save or restore (milliseconds) to o. */

@@ -3,6 +3,7 @@
 #include "err.h"
 
 #include "snap.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,4 +69,22 @@ void cmd_add_times(cJSON *o, const struct snap_times *t)
 	/* Our own peak memory, for the benchmark (KiB; QEMU is not our child). */
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		cJSON_AddNumberToObject(o, "max_rss_kb", (double)ru.ru_maxrss);
+}
+
+int cmd_channels(const char *arg, unsigned *out)
+{
+	unsigned long n;
+
+	if (parse_uint(arg, 1, CONFIG_MAX_CHANNELS, &n) < 0)
+		return err_set(EXIT_USAGE, "--parallel-channels %s: use 1..%d", arg, CONFIG_MAX_CHANNELS);
+	*out = (unsigned)n;
+	return 0;
+}
+
+int cmd_bypass(bool *bypass, bool insisted)
+{
+	if (!*bypass || IS_ENABLED(CONFIG_DIRECT_IO))
+		return 0;
+	*bypass = false;
+	return insisted ? err_set(EXIT_USAGE, "--bypass-cache: this vmsnap was built without CONFIG_DIRECT_IO") : 0;
 }

@@ -27,7 +27,6 @@ int cmd_restore(struct conf *c, int argc, char **argv)
 	struct restore_opts o = { .running = -1, .channels = c->channels,
 				  .bypass_cache = c->bypass_cache };
 	struct restore_result r;
-	unsigned long n;
 	bool json = false;
 	int opt;
 
@@ -39,12 +38,8 @@ int cmd_restore(struct conf *c, int argc, char **argv)
 		case O_RUNNING: o.running = 1; break;
 		case O_VMFILE: o.vm_file = optarg; break;
 		case O_CHANNELS:
-			if (parse_uint(optarg, 1, CONFIG_MAX_CHANNELS, &n) < 0) {
-				err_set(EXIT_USAGE, "--parallel-channels %s: use 1..%d", optarg,
-					CONFIG_MAX_CHANNELS);
+			if (cmd_channels(optarg, &o.channels) < 0)
 				return cmd_fail("restore");
-			}
-			o.channels = (unsigned)n;
 			break;
 		case O_BYPASS: o.bypass_cache = o.insisted = true; break;
 		case O_PUBKEY: o.pubkey = optarg; break;
@@ -55,13 +50,8 @@ int cmd_restore(struct conf *c, int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return cmd_usage(cmd_find("restore"));
-	if (o.bypass_cache && !IS_ENABLED(CONFIG_DIRECT_IO)) {
-		if (o.insisted) {
-			err_set(EXIT_USAGE, "--bypass-cache: this vmsnap was built without CONFIG_DIRECT_IO");
-			return cmd_fail("restore");
-		}
-		o.bypass_cache = false;
-	}
+	if (cmd_bypass(&o.bypass_cache, o.insisted) < 0)
+		return cmd_fail("restore");
 	o.progress = log_verbose > 0;
 	if (snap_restore(c, argv[optind], &o, &r) < 0)
 		return cmd_fail("restore");

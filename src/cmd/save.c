@@ -79,12 +79,8 @@ int cmd_save(struct conf *c, int argc, char **argv)
 			o.version = (int)n;
 			break;
 		case O_CHANNELS:
-			if (parse_uint(optarg, 1, CONFIG_MAX_CHANNELS, &n) < 0) {
-				err_set(EXIT_USAGE, "--parallel-channels %s: use 1..%d", optarg,
-					CONFIG_MAX_CHANNELS);
+			if (cmd_channels(optarg, &o.channels) < 0)
 				return cmd_fail("save");
-			}
-			o.channels = (unsigned)n;
 			break;
 		case O_BYPASS: o.bypass_cache = o.insisted = true; break;
 		case O_KEEP: o.keep_running = true; break;
@@ -96,13 +92,8 @@ int cmd_save(struct conf *c, int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return cmd_usage(cmd_find("save"));
-	if (o.bypass_cache && !IS_ENABLED(CONFIG_DIRECT_IO)) {
-		if (o.insisted) {
-			err_set(EXIT_USAGE, "--bypass-cache: this vmsnap was built without CONFIG_DIRECT_IO");
-			return cmd_fail("save");
-		}
-		o.bypass_cache = false;
-	}
+	if (cmd_bypass(&o.bypass_cache, o.insisted) < 0)
+		return cmd_fail("save");
 	o.progress = log_verbose > 0;
 	if (snap_save(c, argv[optind], argv[optind + 1], &o, &r) < 0)
 		return cmd_fail("save");
