@@ -49,20 +49,28 @@ CFLAGS := -std=gnu11 -Os -ffunction-sections -fdata-sections $(WARN) $(DEFS) $(I
 LDFLAGS := -static -Wl,--gc-sections
 
 # Host build of the same sources for unit tests, sanitizers and valgrind.
+# SANITIZE=1 (ASan+UBSan) builds into directories of its own, so sanitized
+# and plain objects never mix and valgrind always has the plain binary.
 HOST_CFLAGS := -std=gnu11 -g -O1 $(WARN) $(DEFS) $(INCLUDES)
 ifeq ($(SANITIZE),1)
-HOST_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-HOST_LDFLAGS += -fsanitize=address,undefined
+HOST_O   := $(O)/host-san
+UNIT_O   := $(O)/unit-san
+HOST_CFLAGS += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+HOST_LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
+else
+HOST_O   := $(O)/host
+UNIT_O   := $(O)/unit
 endif
 
 obj   = $(patsubst %.c,$(O)/target/%.o,$(patsubst $(DL)/%,third/%,$(1)))
-hobj  = $(patsubst %.c,$(O)/host/%.o,$(patsubst $(DL)/%,third/%,$(1)))
+hobj  = $(patsubst %.c,$(HOST_O)/%.o,$(patsubst $(DL)/%,third/%,$(1)))
 
 TARGET_OBJS := $(call obj,$(SRC) $(THIRD_SRC))
 HOST_LIB_OBJS := $(call hobj,$(LIB_SRC) $(THIRD_SRC))
 
 .PHONY: all defconfig %_defconfig menuconfig savedefconfig olddefconfig size clean distclean \
-	deps check unit integration demo guest help bench rootfs
+	deps check unit integration demo guest help bench rootfs fuzz fuzz-build
 .DEFAULT_GOAL := all
 
 all: $(O)/vmsnap guest
@@ -103,10 +111,10 @@ $(O)/target/%.o: %.c $(O)/include/config.h
 $(O)/target/third/%.o: $(DL)/%.c $(O)/include/config.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -w -c $< -o $@
-$(O)/host/%.o: %.c $(O)/include/config.h
+$(HOST_O)/%.o: %.c $(O)/include/config.h
 	@mkdir -p $(@D)
 	$(HOSTCC) $(HOST_CFLAGS) -MMD -c $< -o $@
-$(O)/host/third/%.o: $(DL)/%.c $(O)/include/config.h
+$(HOST_O)/third/%.o: $(DL)/%.c $(O)/include/config.h
 	@mkdir -p $(@D)
 	$(HOSTCC) $(HOST_CFLAGS) -w -c $< -o $@
 
@@ -119,7 +127,7 @@ size: $(O)/vmsnap
 	@stat -c '%s bytes  $(O)/vmsnap' $(O)/vmsnap
 
 # The host build of the vmsnap binary: for valgrind and sanitizer runs.
-$(O)/host/vmsnap: $(call hobj,$(SRC) $(THIRD_SRC))
+$(HOST_O)/vmsnap: $(call hobj,$(SRC) $(THIRD_SRC))
 	$(HOSTCC) $(HOST_LDFLAGS) -pthread -o $@ $^
 
 guest:
@@ -127,21 +135,54 @@ guest:
 
 # Unit tests: host compiler, cmocka, one binary per tests/unit/test_*.c.
 UNIT_SRC := $(filter-out $(call off,CONSOLE,tests/unit/test_console_io.c),$(wildcard tests/unit/test_*.c))
-UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/unit/%,$(UNIT_SRC))
-$(O)/unit/%: tests/unit/%.c tests/unit/helpers.h $(HOST_LIB_OBJS)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(UNIT_O)/%,$(UNIT_SRC))
+$(UNIT_O)/%: tests/unit/%.c tests/unit/helpers.h $(HOST_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(HOSTCC) $(HOST_CFLAGS) $(HOST_LDFLAGS) -Itests/unit -o $@ $< $(HOST_LIB_OBJS) -lcmocka -pthread
 
 deps:
 	@scripts/bootstrap
 
+# The corpus replay test runs the fuzz targets' code on the committed seeds.
+$(UNIT_O)/test_fuzz_corpus: $(wildcard tests/fuzz/fuzz_*.c)
+
 # The README's test command: installs what is missing, builds, runs all.
+# SANITIZE=1: unit tests and the vmsnap the integration tests run are
+# ASan+UBSan builds; the valgrind test always uses the plain host build.
 check: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(if $(filter 1,$(SANITIZE)),$(O)/host/vmsnap)
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(HOST_O)/vmsnap
+	@$(if $(filter 1,$(SANITIZE)),$(MAKE) --no-print-directory SANITIZE= $(O)/host/vmsnap)
 	@tests/run $(if $(filter 1,$(SANITIZE)),--sanitize)
 
 unit: $(UNIT_BIN)
-	@tests/run --unit-only
+	@tests/run --unit-only $(if $(filter 1,$(SANITIZE)),--sanitize)
+
+# libFuzzer targets (clang, ASan+UBSan) over the host sources, one per
+# tests/fuzz/fuzz_<target>.c; `make fuzz` runs each FUZZ_TIME seconds from
+# the seeds in tests/fuzz/corpus/<target>/ (tests/fuzz/seed.sh makes them).
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 60
+FUZZ_TARGETS := header conf vmdef qmp
+FUZZ_O       := $(O)/fuzz
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined $(WARN) $(DEFS) $(INCLUDES)
+fobj = $(patsubst %.c,$(FUZZ_O)/%.o,$(patsubst $(DL)/%,third/%,$(1)))
+FUZZ_LIB_OBJS := $(call fobj,$(LIB_SRC) $(THIRD_SRC))
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%)
+# Coverage for our code and the parsers (cJSON, inih); mbedtls only checked.
+$(FUZZ_O)/%.o: %.c $(O)/include/config.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -c $< -o $@
+$(FUZZ_O)/third/%.o: $(DL)/%.c $(O)/include/config.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(if $(findstring mbedtls,$<),,-fsanitize=fuzzer-no-link) -w -c $< -o $@
+$(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) -pthread
+
+fuzz-build: $(FUZZ_BIN)
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run $(FUZZ_TIME) $(FUZZ_TARGETS)
 
 # The README's demo: installs what is missing, builds, saves and restores the test guest.
 demo: deps
@@ -178,9 +219,10 @@ help:
 	@echo "make menuconfig       change the configuration; make savedefconfig to keep it"
 	@echo "make size             print the binary size"
 	@echo "make rootfs           stage $(O)/rootfs and a tarball (binary + overlays) for the board"
-	@echo "make check            install missing dependencies, build, run all tests"
+	@echo "make check            install missing dependencies, build, run all tests (SANITIZE=1: ASan+UBSan)"
+	@echo "make fuzz             run each libFuzzer target FUZZ_TIME seconds (default 60)"
 	@echo "make demo             save and restore the built-in test VM"
 	@echo "make bench            benchmark (BENCH_ARGS='--sizes 1G,4G --reps 3'), writes bench/RESULTS.md"
 	@echo "make clean|distclean  remove build outputs (and fetched sources, .config)"
 
--include $(TARGET_OBJS:.o=.d) $(HOST_LIB_OBJS:.o=.d)
+-include $(TARGET_OBJS:.o=.d) $(HOST_LIB_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d)

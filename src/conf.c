@@ -9,7 +9,10 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#define CONF_FILE_MAX (1 << 20) /* a config file is a page or two */
 
 enum kind { K_PATH, K_BOOL, K_VERSION, K_CHANNELS, K_MS, K_LIST };
 
@@ -172,10 +175,47 @@ static int handler(void *user, const char *section, const char *name, const char
 	return rc < 0 ? 0 : 1;
 }
 
+/* All of f as text. inih misreads a NUL byte after an over-long line (it
+ * indexes before its buffer; found by fuzz_conf), so a NUL is refused here
+ * and inih parses the text from memory, where it never sees one. */
+static int read_text(FILE *f, const char *path, char **out)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap), *nul, *more;
+	int line = 1;
+
+	for (;;) {
+		if (!buf)
+			return err_sys(EXIT_FAIL, "config %s", path);
+		len += fread(buf + len, 1, cap - len - 1, f);
+		if (len < cap - 1 || cap >= CONF_FILE_MAX)
+			break;
+		more = realloc(buf, cap *= 2);
+		if (!more)
+			free(buf);
+		buf = more;
+	}
+	buf[len] = 0;
+	if (ferror(f) || (len == cap - 1 && fgetc(f) != EOF)) {
+		free(buf);
+		return ferror(f) ? err_sys(EXIT_USAGE, "config %s", path)
+				 : err_set(EXIT_USAGE, "config %s: larger than %d bytes", path, CONF_FILE_MAX - 1);
+	}
+	if ((nul = memchr(buf, 0, len))) {
+		for (char *p = buf; p < nul; p++)
+			line += *p == '\n';
+		free(buf);
+		return err_set(EXIT_USAGE, "%s:%d: a NUL byte: not a text file", path, line);
+	}
+	*out = buf;
+	return 0;
+}
+
 int conf_load(struct conf *c, const char *path, bool required)
 {
 	struct ctx x = { c, path };
 	FILE *f = fopen(path, "re");
+	char *text = NULL;
 	int rc;
 
 	if (!f) {
@@ -187,9 +227,13 @@ int conf_load(struct conf *c, const char *path, bool required)
 		fclose(f);
 		return err_set(EXIT_USAGE, "config path %s: too long", path);
 	}
-	err_clear();
-	rc = ini_parse_file(f, handler, &x);
+	rc = read_text(f, path, &text);
 	fclose(f);
+	if (rc < 0)
+		return -1;
+	err_clear();
+	rc = ini_parse_string(text, handler, &x);
+	free(text);
 	if (rc > 0 && err_code() == EXIT_FAIL) /* inih's own syntax error: no message yet */
 		return err_set(EXIT_USAGE, "%s:%d: expected 'key = value', '# comment' or '[vm NAME]'",
 			       path, rc);

@@ -76,10 +76,11 @@ static int fill(struct qmp *q)
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
+	/* A QEMU that dies with our last command unread resets the connection. */
+	if (n == 0 || (n < 0 && errno == ECONNRESET))
+		return err_set(EXIT_FAIL, "QEMU closed the QMP connection (did QEMU exit?)");
 	if (n < 0)
 		return err_sys(EXIT_FAIL, "QMP receive");
-	if (n == 0)
-		return err_set(EXIT_FAIL, "QEMU closed the QMP connection (did QEMU exit?)");
 	q->len += (size_t)n;
 	return 0;
 }
@@ -183,9 +184,11 @@ static int send_msg(struct qmp *q, const char *text, const int *fds, int nfds)
 	do
 		n = sendmsg(q->fd, &mh, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
+	if (n >= 0 && (size_t)n < iov.iov_len && write_all(q->fd, text + n, iov.iov_len - (size_t)n) < 0)
+		n = -1;
+	if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+		return err_set(EXIT_FAIL, "QEMU closed the QMP connection (did QEMU exit?)");
 	if (n < 0)
-		return err_sys(EXIT_FAIL, "QMP send");
-	if ((size_t)n < iov.iov_len && write_all(q->fd, text + n, iov.iov_len - (size_t)n) < 0)
 		return err_sys(EXIT_FAIL, "QMP send");
 	return 0;
 }
@@ -209,7 +212,7 @@ static int call(struct qmp *q, cJSON *cmd, const int *fds, int nfds, cJSON **rep
 	rc = send_msg(q, text, fds, nfds);
 	free(text);
 	if (rc < 0)
-		return -1;
+		return err_wrap("QMP %s", name ? name : "command");
 	deadline = now_ms() + (uint64_t)q->timeout_ms;
 	for (;;) {
 		cJSON *msg = NULL;
@@ -316,19 +319,32 @@ static void parse_version(struct qmp *q, const cJSON *greeting)
 int qmp_connect(struct qmp *q, const char *path, int timeout_ms)
 {
 	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	int fd;
+
+	for (;;) {
+		fd = try_connect(path);
+		if (fd >= 0)
+			break;
+		if ((errno != ENOENT && errno != ECONNREFUSED) || now_ms() >= deadline) {
+			memset(q, 0, sizeof(*q));
+			q->fd = -1;
+			return err_sys(EXIT_FAIL, "QMP socket %s", path);
+		}
+		usleep(20000);
+	}
+	return qmp_attach(q, fd, path, deadline);
+}
+
+int qmp_attach(struct qmp *q, int fd, const char *path, uint64_t deadline)
+{
 	cJSON *greeting = NULL;
+	uint64_t now = now_ms();
+	int timeout_ms = deadline > now ? (int)(deadline - now) : 0;
 	int rc;
 
 	memset(q, 0, sizeof(*q));
+	q->fd = fd;
 	q->timeout_ms = QMP_TIMEOUT_MS;
-	for (;;) {
-		q->fd = try_connect(path);
-		if (q->fd >= 0)
-			break;
-		if ((errno != ENOENT && errno != ECONNREFUSED) || now_ms() >= deadline)
-			return err_sys(EXIT_FAIL, "QMP socket %s", path);
-		usleep(20000);
-	}
 	rc = next_reply(q, deadline, &greeting);
 	if (rc <= 0) {
 		if (rc == 0)
@@ -372,7 +388,13 @@ const char *qmp_str(const cJSON *obj, const char *key)
 long long qmp_int(const cJSON *obj, const char *key, long long dflt)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	return cJSON_IsNumber(v) ? (long long)v->valuedouble : dflt;
+
+	/* Converting a double outside long long's range (or NaN) is undefined
+	 * behaviour; no QEMU sends such a number, so it counts as absent.
+	 * Found by fuzz_qmp: a greeting with "minor": 1888...8. */
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= -0x1p63 && v->valuedouble < 0x1p63))
+		return dflt;
+	return (long long)v->valuedouble;
 }
 
 int qmp_bool(const cJSON *obj, const char *key, int dflt)

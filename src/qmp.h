@@ -4,6 +4,7 @@
 #define VMSNAP_QMP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cJSON.h"
 
@@ -26,6 +27,9 @@ struct qmp {
  * Retries until timeout_ms while the socket does not exist yet. */
 int qmp_connect(struct qmp *q, const char *path, int timeout_ms);
 void qmp_close(struct qmp *q);
+/* The same on a connected socket fd (owned from now on), named path in
+ * messages, by the deadline (now_ms); the fuzz target uses it directly. */
+int qmp_attach(struct qmp *q, int fd, const char *path, uint64_t deadline);
 
 /* Execute cmd with args (consumed; may be NULL), passing nfds descriptors
  * with it. On success *ret (if given) owns the "return" value. A QEMU error

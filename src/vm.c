@@ -55,6 +55,8 @@ int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *ori
 	int line = 0;
 
 	memset(d, 0, sizeof(*d));
+	d->code = code;
+	str_trunc(d->origin, sizeof(d->origin), origin);
 	if (memchr(text, 0, len))
 		return err_set(code, "%s: the definition contains a NUL byte", origin);
 	d->text = malloc(len + 1);
@@ -99,9 +101,12 @@ int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *ori
 			vm_def_free(d);
 			return err_set(code, "%s:%d: more than %d arguments", origin, line, VM_ARGS_MAX);
 		}
+		d->line[d->argc] = line;
 		d->argv[d->argc++] = opt;
-		if (*val)
+		if (*val) {
+			d->line[d->argc] = line;
 			d->argv[d->argc++] = val;
+		}
 	}
 	if (!d->argc) {
 		vm_def_free(d);
@@ -247,17 +252,40 @@ static void last_line(char *buf, size_t len, char *out, size_t size)
 	str_trunc(out, size, start);
 }
 
+/* QEMU's environment: ours without sanitizer settings, which belong to a
+ * sanitized vmsnap (make check SANITIZE=1) and not to the QEMU it starts. */
+static char **qemu_env(void)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = malloc((n + 1) * sizeof(*env));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(environ[i], '=');
+		size_t l = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+		if (l > 11 && !strncmp(environ[i] + l - 11, "SAN_OPTIONS", 11))
+			continue; /* ASAN_, UBSAN_, LSAN_OPTIONS... */
+		env[k++] = environ[i];
+	}
+	env[k] = NULL;
+	return env;
+}
+
 int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	      const char *const *extra, bool incoming)
 {
 	struct vm_paths p;
 	char qmp_arg[160], errbuf[4096], line[512];
-	char *argv[VM_ARGS_MAX + 16];
+	char *argv[VM_ARGS_MAX + 16], **env;
 	int n = 0, pipefd[2], status;
 	size_t got = 0;
 	pid_t pid;
 
-	if (vm_paths(c, name, &p) < 0 || ensure_run_dir(c) < 0)
+	if (vm_paths(c, name, &p) < 0 || vm_def_check(d, c->run_dir) < 0 || ensure_run_dir(c) < 0)
 		return -1;
 	if (access(c->qemu, X_OK) < 0)
 		return err_sys(EXIT_USAGE, "QEMU binary %s (set qemu = in %s)", c->qemu,
@@ -288,12 +316,17 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 		}
 		log_debug("starting %s", cmd);
 	}
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
+	if (!(env = qemu_env()))
+		return err_sys(EXIT_FAIL, "environment for QEMU");
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		free(env);
 		return err_sys(EXIT_FAIL, "pipe");
+	}
 	pid = fork();
 	if (pid < 0) {
 		close(pipefd[0]);
 		close(pipefd[1]);
+		free(env);
 		return err_sys(EXIT_FAIL, "fork");
 	}
 	if (pid == 0) {
@@ -301,10 +334,12 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(pipefd[1], 2);
-		execve(argv[0], argv, environ);
+		umask(077); /* what QEMU creates before it daemonizes is ours alone */
+		execve(argv[0], argv, env);
 		dprintf(2, "cannot execute %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
+	free(env);
 	close(pipefd[1]);
 	/* QEMU's parent process exits once the daemon is ready; its stderr
 	 * reaches EOF when the daemon detaches from it. */
@@ -329,6 +364,10 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	}
 	if (got)
 		log_debug("QEMU said: %s", errbuf);
+	/* QEMU's -daemonize sets umask 027 before it binds the socket: 0750
+	 * already keeps others from connecting (that needs write); 0600 says so. */
+	if (chmod(p.qmp, 0600) < 0)
+		log_warn("QMP socket %s: chmod 0600: %s", p.qmp, strerror(errno));
 	/* The definition it runs with, for save to embed. */
 	{
 		char tmp[4200];

@@ -238,6 +238,54 @@ static void test_relative_powerfail_trigger_names_file_and_line(void **s)
 		fail_msg("'%s' does not start with '%s'", tu_msg(), prefix);
 }
 
+/* inih indexes before its buffer on a NUL after an over-long line (found by
+ * fuzz_conf): conf_load refuses NUL bytes itself, naming the line. */
+static void test_nul_byte_is_refused(void **s)
+{
+	static const char text[] = "vm_dir = /a\nrun_dir = /b\0\n";
+	char *big = malloc(3000);
+	struct conf c;
+
+	(void)s;
+	tu_write_file(path, text, sizeof(text) - 1);
+	conf_defaults(&c);
+	err_clear();
+	assert_int_equal(conf_load(&c, path, true), -1);
+	assert_err(EXIT_USAGE, ":2: a NUL byte: not a text file");
+	/* The fuzz find's shape: an over-long line, then a NUL. */
+	assert_non_null(big);
+	memset(big, 'x', 2000);
+	memcpy(big + 2000, "\0\nvm_dir = /a\n", 15);
+	tu_write_file(path, big, 2015);
+	err_clear();
+	assert_int_equal(conf_load(&c, path, true), -1);
+	assert_err(EXIT_USAGE, ":1: a NUL byte");
+	/* Without the NUL, the over-long line is inih's syntax error, at line 1. */
+	big[2000] = '\n';
+	tu_write_file(path, big, 2001);
+	err_clear();
+	assert_int_equal(conf_load(&c, path, true), -1);
+	assert_err(EXIT_USAGE, ":1: expected 'key = value'");
+	free(big);
+}
+
+/* A config file is small; a huge one (or /dev/zero) is refused, not read forever. */
+static void test_huge_file_is_refused(void **s)
+{
+	char *big = malloc(1 << 21);
+	struct conf c;
+
+	(void)s;
+	assert_non_null(big);
+	memset(big, '#', 1 << 21);
+	tu_write_file(path, big, 1 << 21);
+	conf_defaults(&c);
+	err_clear();
+	assert_int_equal(conf_load(&c, path, true), -1);
+	assert_err(EXIT_USAGE, "larger than");
+	free(big);
+}
+
 static void test_too_many_vm_sections(void **s)
 {
 	char text[2048] = "", line[64];
@@ -285,6 +333,8 @@ int main(void)
 		cmocka_unit_test(test_vm_without_section_gets_default_image),
 		cmocka_unit_test(test_errors_name_file_and_line),
 		cmocka_unit_test(test_relative_powerfail_trigger_names_file_and_line),
+		cmocka_unit_test(test_nul_byte_is_refused),
+		cmocka_unit_test(test_huge_file_is_refused),
 		cmocka_unit_test(test_too_many_vm_sections),
 		cmocka_unit_test(test_name_ok),
 	};

@@ -71,6 +71,8 @@ EDIT(e_sig_len129, h->sig_len = IMG_SIG_MAX + 1)
 EDIT(e_sig_len_max, h->sig_len = 0xffff)
 EDIT(e_sig_tail, (h->sig_len = 70, memset(h->sig, 1, 71)))
 EDIT(e_sig_unsigned_tail, h->sig[IMG_SIG_MAX - 1] = 1)
+PATCH(p_reserved_sig_pad, b[338] = 1)
+PATCH(p_reserved_sig_pad2, b[339] = 0x80)
 PATCH(p_reserved_first, b[468] = 1)
 PATCH(p_reserved_last, b[IMG_HEADER_SIZE - IMG_DIGEST - 1] = 0x80)
 
@@ -112,6 +114,8 @@ static const struct refusal refusals[] = {
 	{ "sig_len 0xffff", e_sig_len_max, NULL, 0, "sig_len" },
 	{ "sig byte past sig_len", e_sig_tail, NULL, 0, "field sig " },
 	{ "sig byte, unsigned", e_sig_unsigned_tail, NULL, 0, "field sig " },
+	{ "padding after sig_len (fuzz find)", NULL, p_reserved_sig_pad, 0, "reserved" },
+	{ "padding after sig_len, 2nd byte", NULL, p_reserved_sig_pad2, 0, "reserved" },
 	{ "reserved first byte", NULL, p_reserved_first, 0, "reserved" },
 	{ "reserved last byte", NULL, p_reserved_last, 0, "reserved" },
 };
