@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* QEMU's default max-bandwidth is 128 MiB/s; raise it so saves run at disk
  * speed. QEMU caps the value, so use the largest it accepts (1 TiB/s). */
@@ -139,13 +140,26 @@ int mig_add_fdset(struct qmp *q, const int *fds, int nfds, long long *fdset)
 	return 0;
 }
 
+/* For clean-ups, which mostly run after a failure: if they fail too (QEMU
+ * died), the message that counts is still the first failure's. */
+static void cleanup_call(struct qmp *q, const char *cmd, cJSON *args)
+{
+	char first[512];
+	int code = err_code();
+
+	str_copy(first, sizeof(first), err_msg());
+	if (qmp_call(q, cmd, args, NULL, 0, NULL) < 0) {
+		log_debug("%s: %s", cmd, err_msg());
+		err_set(code, "%s", first);
+	}
+}
+
 void mig_remove_fdset(struct qmp *q, long long fdset)
 {
 	cJSON *args = cJSON_CreateObject();
 
 	cJSON_AddNumberToObject(args, "fdset-id", (double)fdset);
-	if (qmp_call(q, "remove-fd", args, NULL, 0, NULL) < 0)
-		log_debug("removing fdset %lld: %s", fdset, err_msg());
+	cleanup_call(q, "remove-fd", args);
 }
 
 int mig_getfd(struct qmp *q, int fd, const char *name)
@@ -167,8 +181,77 @@ int mig_start(struct qmp *q, const struct mig_opts *o, const char *uri)
 
 void mig_cancel(struct qmp *q)
 {
-	if (qmp_call(q, "migrate_cancel", NULL, NULL, 0, NULL) < 0)
-		log_debug("migrate_cancel: %s", err_msg());
+	cleanup_call(q, "migrate_cancel", NULL);
+}
+
+/* Statuses in which QEMU is done with a migration (a new one may start). */
+static bool settled(const char *status)
+{
+	static const char *const done[] = { "none", "completed", "failed", "cancelled" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(done); i++)
+		if (!strcmp(status, done[i]))
+			return true;
+	return false;
+}
+
+static int migration_status(struct qmp *q, char *status, size_t size)
+{
+	cJSON *info;
+
+	if (qmp_call(q, "query-migrate", NULL, NULL, 0, &info) < 0)
+		return -1;
+	str_copy(status, size, qmp_str(info, "status") ? qmp_str(info, "status") : "none");
+	cJSON_Delete(info);
+	return 0;
+}
+
+/* A killed save leaves QEMU migrating into the image (file: transports go on
+ * without vmsnap) and its fdset open: that fd shares the open file
+ * description, and so the flock, of the temp file, which would make every
+ * later save of that target "busy". */
+int mig_reset(struct qmp *q)
+{
+	char status[32];
+	cJSON *sets, *set, *fd, *ev;
+	int found = 0;
+
+	if (migration_status(q, status, sizeof(status)) < 0)
+		return -1;
+	if (!settled(status)) {
+		found = 1;
+		log_debug("cancelling a migration left %s", status);
+		if (strcmp(status, "cancelling"))
+			mig_cancel(q);
+		for (int i = 0; i < 500 && !settled(status); i++) {
+			usleep(20000);
+			if (migration_status(q, status, sizeof(status)) < 0)
+				return -1;
+		}
+		if (!settled(status))
+			return err_set(EXIT_FAIL,
+				       "QEMU's migration left by an earlier save is still %s after 10 s of migrate_cancel: stop the VM and start it again",
+				       status);
+		/* Its MIGRATION events (cancelling, cancelled) came before the
+		 * status said so: drop them, or mig_wait would take them as ours. */
+		while (qmp_event(q, 0, &ev) > 0)
+			cJSON_Delete(ev);
+	}
+	if (qmp_call(q, "query-fdsets", NULL, NULL, 0, &sets) < 0)
+		return -1;
+	cJSON_ArrayForEach(set, sets) {
+		cJSON_ArrayForEach(fd, cJSON_GetObjectItem(set, "fds")) {
+			const char *o = qmp_str(fd, "opaque");
+			if (o && !strncmp(o, "vmsnap-image", 12)) {
+				log_debug("removing fdset %lld", qmp_int(set, "fdset-id", -1));
+				mig_remove_fdset(q, qmp_int(set, "fdset-id", -1));
+				found = 1;
+				break;
+			}
+		}
+	}
+	cJSON_Delete(sets);
+	return found;
 }
 
 /* QEMU's reason for a failed migration. */

@@ -45,5 +45,9 @@ int mig_wait(struct qmp *q, const struct mig_opts *o, struct relay *r, uint64_t 
 	     bool progress, struct mig_stats *st);
 /* After a failure: cancel an outgoing migration that may still run. */
 void mig_cancel(struct qmp *q);
+/* Before a save, with the VM lock held: what a vmsnap that died mid-save left
+ * in QEMU. A migration still running is cancelled (and waited for), fdsets
+ * of vmsnap images are removed. 1 if anything was left, 0 if not, -1 error. */
+int mig_reset(struct qmp *q);
 
 #endif

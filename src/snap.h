@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "conf.h"
 
@@ -63,6 +64,18 @@ struct restore_result {
 
 int snap_restore(const struct conf *c, const char *image, const struct restore_opts *o,
 		 struct restore_result *res);
+
+/* A save that dies half-way (kill -9, OOM) may leave QEMU migrating into its
+ * temp file, an fdset holding that file (and its lock), and the VM paused.
+ * snap_recover, run by the next save with the VM lock held, undoes all of it
+ * as the dead save's roll-back would have: the VM is resumed only if the mark
+ * says a save stopped it, so it is saved as running. */
+struct qmp;
+int snap_recover(const struct conf *c, const char *name, struct qmp *q, pid_t qemu);
+/* Mark VM name as stopped by a save (qemu: its QEMU's pid), or clear it (0). */
+void snap_stop_mark(const struct conf *c, const char *name, pid_t qemu);
+/* cont, retried while QEMU still finishes a cancelled migration. */
+int snap_cont(struct qmp *q);
 
 /* Channels for a v3 save or restore: requested, else usable CPUs, capped. */
 unsigned snap_channels(unsigned requested);

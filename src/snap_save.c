@@ -47,6 +47,7 @@ struct save {
 	char *def;
 	size_t def_len;
 	pid_t pid;
+	uint64_t plugged; /* hotplugged RAM (DIMMs), beyond h.ram_size */
 	bool stopped, migrating;
 	bool file_uri; /* QEMU writes the image itself (file:/dev/fdset) */
 	int pipe[2];
@@ -94,6 +95,8 @@ static int query_vm(struct save *s)
 	if (qmp_call(&s->q, "query-memory-size-summary", NULL, NULL, 0, &r) < 0)
 		return -1;
 	s->h.ram_size = (uint64_t)qmp_int(r, "base-memory", 0);
+	/* DIMMs (memory hotplug) are in the stream too, but not in base-memory. */
+	s->plugged = (uint64_t)qmp_int(r, "plugged-memory", 0);
 	cJSON_Delete(r);
 	args = cJSON_CreateObject();
 	cJSON_AddStringToObject(args, "path", "/machine");
@@ -160,12 +163,13 @@ static int preflight(struct save *s, const char *target)
 				       s->q.version_str, s->name);
 	}
 	if (kind == STOR_BLK) {
-		uint64_t need = img_stream_offset(s->def_len) + s->h.ram_size + V2_OVERHEAD(s->h.ram_size);
+		uint64_t ram = s->h.ram_size + s->plugged;
+		uint64_t need = img_stream_offset(s->def_len) + ram + V2_OVERHEAD(ram);
 		if (cap < need)
 			return err_set(EXIT_USAGE,
 				       "target %s holds %s, but saving VM '%s' (%s of RAM) may need up to %s: use a larger device or a file",
 				       target, fmt_bytes(cap, a, sizeof(a)), s->name,
-				       fmt_bytes(s->h.ram_size, b, sizeof(b)), fmt_bytes(need, n, sizeof(n)));
+				       fmt_bytes(ram, b, sizeof(b)), fmt_bytes(need, n, sizeof(n)));
 	}
 	return 0;
 }
@@ -186,6 +190,12 @@ static int write_prologue(struct save *s)
 		return err_sys(EXIT_FAIL, "writing %s", s->t.path);
 	}
 	free(def);
+	/* A block device is written in place: its "in progress" header must be
+	 * on the disk before any of the new stream is, or a power cut could
+	 * leave an earlier image's complete header over a half-new stream (an
+	 * O_DIRECT stream reaches the disk at once; buffered pages in any order). */
+	if (s->t.kind == STOR_BLK && fdatasync(s->t.fd) < 0)
+		return err_sys(EXIT_FAIL, "syncing the header of %s", s->t.path);
 	return 0;
 }
 
@@ -285,27 +295,40 @@ static int finish(struct save *s)
 	return 0;
 }
 
-/* Put the VM back as it was after a failure past the stop: true if it runs again. */
-static bool roll_back(struct save *s)
+enum after { VM_UNTOUCHED, VM_RUNNING_AGAIN, VM_PAUSED, VM_GONE };
+
+/* Put the VM back as it was after a failure. */
+static enum after roll_back(struct save *s)
 {
+	cJSON *r;
+
 	if (s->pipe[0] >= 0) {
 		close(s->pipe[0]); /* unblocks QEMU if it is writing into the pipe */
 		s->pipe[0] = -1;
+	}
+	/* QEMU itself died (killed, crashed): nothing to put back, and retrying
+	 * cont would only wait. */
+	if (qmp_call(&s->q, "query-status", NULL, NULL, 0, &r) < 0) {
+		if (vm_wait_gone(s->pid, 2000) == 0) {
+			snap_stop_mark(s->c, s->name, 0);
+			vm_cleanup(s->c, s->name);
+			return VM_GONE;
+		}
+	} else {
+		cJSON_Delete(r);
 	}
 	if (s->migrating)
 		mig_cancel(&s->q);
 	if (s->fdset >= 0)
 		mig_remove_fdset(&s->q, s->fdset);
-	if (s->stopped) {
-		/* A cancel takes effect asynchronously; cont is refused until then. */
-		for (int i = 0; i < 100; i++) {
-			if (qmp_call(&s->q, "cont", NULL, NULL, 0, NULL) == 0)
-				return true;
-			usleep(50000);
-		}
-		log_error("could not resume VM '%s': %s", s->name, err_msg());
+	if (!s->stopped)
+		return VM_UNTOUCHED;
+	if (snap_cont(&s->q) == 0) {
+		snap_stop_mark(s->c, s->name, 0);
+		return VM_RUNNING_AGAIN;
 	}
-	return false;
+	log_error("could not resume VM '%s': %s", s->name, err_msg());
+	return VM_PAUSED;
 }
 
 /* When the target's file system filled up, say how full it is. */
@@ -361,7 +384,8 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 
 	if (qmp_connect(&s.q, s.paths.qmp, QMP_TIMEOUT_MS) < 0)
 		goto out;
-	if (query_vm(&s) < 0 || (rc = inst_detect(&s.q, s.ram, sizeof(s.ram))) < 0)
+	if (snap_recover(c, name, &s.q, s.pid) < 0 || query_vm(&s) < 0 ||
+	    (rc = inst_detect(&s.q, s.ram, sizeof(s.ram))) < 0)
 		goto out;
 	if (rc == INST_SHARED) { /* instant mode: a small stream, the RAM stays in its file */
 		s.h.version = 4;
@@ -383,9 +407,13 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 		goto out;
 
 	if (s.h.flags & IMG_F_WAS_RUNNING) {
-		if (qmp_call(&s.q, "stop", NULL, NULL, 0, NULL) < 0)
+		snap_stop_mark(c, name, s.pid);
+		if (qmp_call(&s.q, "stop", NULL, NULL, 0, NULL) < 0) {
+			snap_stop_mark(c, name, 0);
 			goto out;
+		}
 		s.stopped = true;
+		stor_crash_point("after-stop"); /* VM paused, no migration yet */
 	}
 	if (migrate(&s, &st) < 0 || finish(&s) < 0)
 		goto out;
@@ -398,14 +426,18 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	if (o->keep_running) {
 		if (s.stopped && qmp_call(&s.q, "cont", NULL, NULL, 0, NULL) < 0)
 			log_error("image saved, but VM '%s' did not resume: %s", name, err_msg());
+		else
+			snap_stop_mark(c, name, 0);
 	} else {
 		uint64_t t = now_ms();
 		if (qmp_call(&s.q, "quit", NULL, NULL, 0, NULL) < 0)
 			log_debug("quit: %s", err_msg());
-		if (vm_wait_gone(s.pid, 10000) < 0)
+		if (vm_wait_gone(s.pid, 10000) < 0) {
 			log_warn("QEMU of VM '%s' (pid %d) did not exit after quit", name, (int)s.pid);
-		else
+		} else {
 			vm_cleanup(c, name);
+			snap_stop_mark(c, name, 0);
+		}
 		res->t.qemu_exit = now_ms() - t;
 	}
 	res->ram_size = s.h.ram_size;
@@ -417,14 +449,19 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	rc = 0;
 out:
 	if (rc < 0) {
-		bool stopped = s.stopped, resumed = false;
+		enum after after = VM_UNTOUCHED;
+		char gone[160];
 		str_copy(saved_err, sizeof(saved_err), err_msg());
 		saved_code = err_code();
 		explain_full(&s, saved_err, sizeof(saved_err));
 		if (s.q.fd > 0)
-			resumed = roll_back(&s);
+			after = roll_back(&s);
+		snprintf(gone, sizeof(gone), "; QEMU of VM '%s' is gone: start it again with vmsnap run %s",
+			 name, name);
 		err_set(saved_code, "%s%s", saved_err,
-			!stopped ? "" : resumed ? "; the VM is running again" : "; the VM stays paused");
+			after == VM_GONE ? gone :
+			after == VM_RUNNING_AGAIN ? "; the VM is running again" :
+			after == VM_PAUSED ? "; the VM stays paused (a new save resumes it first)" : "");
 		if (s.h.version == 4 && o->golden && s.h.ram_path[0] &&
 		    inst_resolve(&s.h, s.t.path, s.old_ram, sizeof(s.old_ram)) == 0)
 			unlink(s.old_ram); /* the link this save made */

@@ -183,7 +183,7 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 
 /* Test hook for the durability tests: VMSNAP_CRASH_AT=<step> ends the process
  * right there, as a power cut or kill -9 would. */
-static void crash_point(const char *step)
+void stor_crash_point(const char *step)
 {
 	const char *at = getenv("VMSNAP_CRASH_AT");
 
@@ -195,10 +195,10 @@ static void crash_point(const char *step)
 
 int stor_seal(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
 {
-	crash_point("before-data-sync");
+	stor_crash_point("before-data-sync");
 	if (fdatasync(t->fd) < 0)
 		return err_sys(EXIT_FAIL, "syncing %s", t->kind == STOR_BLK ? t->path : t->tmp);
-	crash_point("before-header");
+	stor_crash_point("before-header");
 	if (pwrite_all(t->fd, header, IMG_HEADER_SIZE, 0) < 0)
 		return err_sys(EXIT_FAIL, "writing the header of %s", t->path);
 	if (fdatasync(t->fd) < 0)
@@ -208,7 +208,7 @@ int stor_seal(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
 
 int stor_place(struct stor_target *t)
 {
-	crash_point("before-rename");
+	stor_crash_point("before-rename");
 	if (t->kind == STOR_REG) {
 		if (rename(t->tmp, t->path) < 0)
 			return err_sys(EXIT_FAIL, "renaming %s to %s", t->tmp, t->path);
@@ -216,7 +216,7 @@ int stor_place(struct stor_target *t)
 		if (fsync_parent(t->path) < 0)
 			return -1;
 	}
-	crash_point("after-commit");
+	stor_crash_point("after-commit");
 	return 0;
 }
 
@@ -259,4 +259,20 @@ int stor_open_image(const char *path, int *fd, uint64_t *size)
 		return -1;
 	return err_set(EXIT_USAGE, "image %s is %s: images are regular files or block devices", path,
 		       other_kind(st.st_mode));
+}
+
+int stor_rewrite_header(const char *path, const struct img_header *h)
+{
+	uint8_t buf[IMG_HEADER_SIZE];
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return err_sys(EXIT_FAIL, "writing the header of %s", path);
+	img_encode(h, buf);
+	if (pwrite_all(fd, buf, sizeof(buf), 0) < 0 || fdatasync(fd) < 0) {
+		close(fd);
+		return err_sys(EXIT_FAIL, "writing the header of %s", path);
+	}
+	close(fd);
+	return 0;
 }

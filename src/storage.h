@@ -44,6 +44,14 @@ int stor_open_image(const char *path, int *fd, uint64_t *size);
  * -1 with errno EINVAL when the file system refuses. */
 int stor_open_direct(const char *path, int flags);
 
+/* Write h as the header of the image at path and sync it (state changes,
+ * signing in place). */
+int stor_rewrite_header(const char *path, const struct img_header *h);
+
 const char *stor_kind_name(enum stor_kind k);
+/* Test hook: with VMSNAP_CRASH_AT=step, _exit(137) here, as kill -9 would.
+ * Steps: after-stop (save), before-data-sync, before-header, before-rename,
+ * after-commit (stor_commit). */
+void stor_crash_point(const char *step);
 
 #endif

@@ -1,0 +1,102 @@
+/* snap_recover: what a save that died half-way (kill -9, OOM, a crash of
+ * vmsnap alone) leaves behind, and how the next save of that VM undoes it. */
+#include "snap.h"
+#include "err.h"
+#include "log.h"
+#include "mig.h"
+#include "qmp.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int snap_cont(struct qmp *q)
+{
+	/* A cancel takes effect asynchronously; cont is refused until then. */
+	for (int i = 0; i < 100; i++) {
+		if (qmp_call(q, "cont", NULL, NULL, 0, NULL) == 0)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
+static int mark_path(const struct conf *c, const char *name, char *path, size_t size)
+{
+	return str_fmt(path, size, "%s/%s.save-stopped", c->run_dir, name);
+}
+
+/* <run_dir>/NAME.save-stopped holds the pid of the QEMU whose running VM a
+ * save stopped, until that save resumes it or QEMU exits. Best effort:
+ * without it a dead save's VM just stays paused until someone resumes it. */
+void snap_stop_mark(const struct conf *c, const char *name, pid_t qemu)
+{
+	char path[CONF_PATH_MAX + 80], pid[16];
+	int fd;
+
+	if (mark_path(c, name, path, sizeof(path)) < 0)
+		return;
+	if (!qemu) {
+		unlink(path);
+		return;
+	}
+	snprintf(pid, sizeof(pid), "%d\n", (int)qemu);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, pid, strlen(pid)) < 0)
+		log_warn("%s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The QEMU pid a save's mark names, 0 if none. */
+static pid_t stop_marked(const struct conf *c, const char *name)
+{
+	char path[CONF_PATH_MAX + 80], *text;
+	unsigned long pid = 0;
+
+	if (mark_path(c, name, path, sizeof(path)) < 0 || access(path, F_OK) < 0)
+		return 0;
+	if (read_file(path, 64, &text, NULL) == 0) {
+		text[strcspn(text, "\n")] = 0;
+		if (parse_uint(text, 1, 4194304, &pid) < 0)
+			pid = 0;
+		free(text);
+	}
+	err_clear();
+	return (pid_t)pid;
+}
+
+int snap_recover(const struct conf *c, const char *name, struct qmp *q, pid_t qemu)
+{
+	cJSON *r;
+	bool running;
+	int left = mig_reset(q);
+
+	if (left < 0)
+		return -1;
+	if (left)
+		log_warn("VM '%s': cleared what a save that did not finish left in QEMU (its migration, its image fds)",
+			 name);
+	/* The mark tells a VM that a dead save paused from one its owner paused
+	 * (which stays paused); a mark naming another QEMU is an earlier run's. */
+	if (stop_marked(c, name) != qemu) {
+		snap_stop_mark(c, name, 0);
+		return 0;
+	}
+	if (qmp_call(q, "query-status", NULL, NULL, 0, &r) < 0)
+		return -1;
+	running = qmp_bool(r, "running", 0);
+	cJSON_Delete(r);
+	if (!running) {
+		log_warn("VM '%s' was left paused by a save that did not finish: resuming it first", name);
+		if (snap_cont(q) < 0)
+			return err_wrap("VM '%s' was left paused by a save that did not finish and does not resume",
+					name);
+	}
+	snap_stop_mark(c, name, 0);
+	return 0;
+}
