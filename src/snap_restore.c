@@ -26,19 +26,29 @@
 /* Mark the image used, so boot-time resume never replays it. */
 static int consume(const char *path, struct img_header *h)
 {
-	uint8_t buf[IMG_HEADER_SIZE];
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return err_sys(EXIT_FAIL, "marking %s consumed", path);
 	h->state = IMG_CONSUMED;
-	img_encode(h, buf);
-	if (pwrite_all(fd, buf, sizeof(buf), 0) < 0 || fdatasync(fd) < 0) {
-		close(fd);
-		return err_sys(EXIT_FAIL, "marking %s consumed", path);
-	}
-	close(fd);
-	return 0;
+	return stor_rewrite_header(path, h) < 0 ? err_wrap("marking %s consumed", path) : 0;
+}
+
+/* Through the page cache, ask the kernel to read the whole stream ahead at
+ * once: large sequential reads instead of the small, scattered ones QEMU's
+ * channels make (they share one file description, so one readahead window).
+ * Only when the stream and the guest's RAM both fit in available memory, so
+ * read-ahead pages are not evicted before QEMU gets to them. */
+static void read_ahead(int fd, const struct img_header *h)
+{
+	char line[128];
+	unsigned long long kb = 0;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	if (h->stream_length + h->ram_size < kb * 1024)
+		posix_fadvise(fd, (off_t)h->stream_offset, (off_t)h->stream_length, POSIX_FADV_WILLNEED);
 }
 
 static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, const char *path,
@@ -46,6 +56,9 @@ static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, cons
 {
 	struct stat sb;
 	bool regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+
+	if (dfd < 0)
+		read_ahead(fd, h);
 	struct mig_opts mo = { .version = (int)h->version, .channels = channels,
 			       .direct_io = h->version == 3 && dfd >= 0, .incoming = true };
 	struct relay r;
@@ -124,11 +137,12 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 	res->t.digest = v.digest_ms;
 	res->golden = v.h.flags & IMG_F_GOLDEN;
 	if (o->vm_file) {
-		if (vm_def_load(&d, o->vm_file) < 0)
+		if (vm_def_load(&d, o->vm_file) < 0 || vm_def_check(&d, c->run_dir) < 0)
 			goto out;
 	} else {
 		snprintf(origin, sizeof(origin), "image %s definition", image);
-		if (vm_def_parse(&d, v.def, v.h.def_length, origin, EXIT_REFUSED) < 0)
+		if (vm_def_parse(&d, v.def, v.h.def_length, origin, EXIT_REFUSED) < 0 ||
+		    vm_def_check(&d, c->run_dir) < 0)
 			goto out;
 	}
 	name = o->name ? o->name : v.h.name;

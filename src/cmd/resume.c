@@ -5,13 +5,56 @@
 #include "err.h"
 #include "fleet.h"
 #include "log.h"
+#include "image.h"
 #include "snap.h"
+#include "storage.h"
 #include "util.h"
+#include "verify.h"
 #include "vm.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* A pending image that was not restored must never be restored on a later
+ * boot, once the cold-started VM has moved its disks on: a file is set aside
+ * as NAME.img.stale, a block device's header marked consumed. Golden images
+ * and consumed ones stay as they are. Appends what was done to why. */
+static void retire(const char *path, char *why, size_t size)
+{
+	struct img_header h;
+	struct stat st;
+	char stale[CONF_PATH_MAX + 8], *def;
+	uint64_t len;
+	size_t n = strlen(why);
+	int fd, rc = -1;
+
+	if (stor_open_image(path, &fd, &len) < 0) {
+		err_clear();
+		return;
+	}
+	rc = vfy_read(fd, len, path, &h, &def);
+	close(fd);
+	if (rc == 0) {
+		free(def);
+		if ((h.flags & IMG_F_GOLDEN) || h.state == IMG_CONSUMED)
+			return;
+	}
+	err_clear();
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+		snprintf(stale, sizeof(stale), "%s.stale", path);
+		if (rename(path, stale) == 0)
+			snprintf(why + n, size - n, "; set aside as %s", stale);
+	} else if (rc == 0) {
+		h.state = IMG_CONSUMED;
+		if (stor_rewrite_header(path, &h) == 0)
+			snprintf(why + n, size - n, "; marked consumed");
+	}
+	err_clear();
+}
 
 static int resume_job(const struct conf *c, const char *name, char *msg, size_t size, void *arg)
 {
@@ -19,7 +62,7 @@ static int resume_job(const struct conf *c, const char *name, char *msg, size_t 
 				  .bypass_cache = c->bypass_cache };
 	struct restore_result r;
 	struct conf_vm vm;
-	char why[300];
+	char why[400];
 
 	(void)arg;
 	conf_vm_get(c, name, &vm);
@@ -37,6 +80,7 @@ static int resume_job(const struct conf *c, const char *name, char *msg, size_t 
 			return 0;
 		}
 		str_trunc(why, sizeof(why), err_msg());
+		retire(vm.image, why, sizeof(why));
 	}
 	if (vm_start(c, name) < 0)
 		return err_wrap("%s; cold start failed", why);

@@ -24,10 +24,9 @@ int cmd_sign(struct conf *c, int argc, char **argv)
 	const char *key = NULL, *path;
 	bool golden = false;
 	struct img_header h;
-	uint8_t buf[IMG_HEADER_SIZE];
 	uint64_t size;
 	char *def, ram[4200];
-	int fd, wfd, opt;
+	int fd, opt;
 
 	(void)c;
 	optind = 1;
@@ -76,15 +75,8 @@ int cmd_sign(struct conf *c, int argc, char **argv)
 		h.flags |= IMG_F_GOLDEN;
 	if (vfy_sign_header(&h, key) < 0)
 		return cmd_fail("sign");
-	img_encode(&h, buf);
-	wfd = open(path, O_WRONLY | O_CLOEXEC);
-	if (wfd < 0 || pwrite_all(wfd, buf, sizeof(buf), 0) < 0 || fdatasync(wfd) < 0) {
-		err_sys(EXIT_FAIL, "writing the header of %s", path);
-		if (wfd >= 0)
-			close(wfd);
+	if (stor_rewrite_header(path, &h) < 0)
 		return cmd_fail("sign");
-	}
-	close(wfd);
 	printf("signed %s with %s%s\n", path, key, golden ? " (golden)" : "");
 	return EXIT_OK;
 }

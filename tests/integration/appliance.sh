@@ -59,6 +59,9 @@ expect_rc "resume under require_signature" 0 vs resume
 check "vm1: unsigned image refused, logged, cold-started" grep -q "vm1: cold-started: .*not signed" "$T/err"
 check "vm2: corrupt image refused, logged, cold-started" grep -q "vm2: cold-started: .*definition digest mismatch" "$T/err"
 check "vm1 booted afresh" wait_log vm1 '^vmsnap-guest start' 30 "$s1"
+check "the refused images are set aside, so no later boot restores them" \
+	bash -c "test -f '$T/save/vm1.img.stale' -a ! -e '$T/save/vm1.img' -a -f '$T/save/vm2.img.stale'"
+check "  ... and resume says so" grep -q "vm1: cold-started: .*set aside as" "$T/err"
 sed -i '/require_signature/d' "$T/vmsnap.conf"
 
 # 3. The trigger file and a golden image.
