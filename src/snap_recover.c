@@ -1,6 +1,6 @@
 /* snap_recover: what a save that died half-way (kill -9, OOM, a crash of
  * vmsnap alone) leaves behind, and how the next save of that VM undoes it. */
-#include "snap.h"
+#include "snap_save.h"
 #include "err.h"
 #include "log.h"
 #include "mig.h"
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int snap_cont(struct qmp *q)
@@ -99,4 +100,55 @@ int snap_recover(const struct conf *c, const char *name, struct qmp *q, pid_t qe
 	}
 	snap_stop_mark(c, name, 0);
 	return 0;
+}
+
+/* Put the VM back as it was after a failure. */
+enum after save_roll_back(struct save *s)
+{
+	cJSON *r;
+
+	if (s->pipe[0] >= 0) {
+		close(s->pipe[0]); /* unblocks QEMU if it is writing into the pipe */
+		s->pipe[0] = -1;
+	}
+	/* QEMU itself died (killed, crashed): nothing to put back, and retrying
+	 * cont would only wait. */
+	if (qmp_call(&s->q, "query-status", NULL, NULL, 0, &r) < 0) {
+		if (vm_wait_gone(s->pid, 2000) == 0) {
+			snap_stop_mark(s->c, s->name, 0);
+			vm_cleanup(s->c, s->name);
+			return VM_GONE;
+		}
+	} else {
+		cJSON_Delete(r);
+	}
+	if (s->migrating)
+		mig_cancel(&s->q);
+	if (s->fdset >= 0)
+		mig_remove_fdset(&s->q, s->fdset);
+	if (!s->stopped)
+		return VM_UNTOUCHED;
+	if (snap_cont(&s->q) == 0) {
+		snap_stop_mark(s->c, s->name, 0);
+		return VM_RUNNING_AGAIN;
+	}
+	log_error("could not resume VM '%s': %s", s->name, err_msg());
+	return VM_PAUSED;
+}
+
+/* When the target's file system filled up, say how full it is. */
+void save_explain_full(struct save *s, char *msg, size_t size)
+{
+	struct statvfs sv;
+	char a[32], b[32];
+	size_t n = strlen(msg);
+
+	if (s->t.kind != STOR_REG || s->t.fd < 0 || fstatvfs(s->t.fd, &sv) < 0 ||
+	    (uint64_t)sv.f_bavail * sv.f_frsize > (8u << 20) || strstr(msg, " free"))
+		return;
+	/* Truncation only shortens the explanation; the error itself is already there. */
+	if (snprintf(msg + n, size - n, " (the file system of %s has %s free; the VM has %s of RAM)",
+		     s->t.path, fmt_bytes((uint64_t)sv.f_bavail * sv.f_frsize, a, sizeof(a)),
+		     fmt_bytes(s->h.ram_size, b, sizeof(b))) < 0)
+		msg[n] = 0;
 }

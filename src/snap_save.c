@@ -1,7 +1,7 @@
 /* snap_save: save a running VM into an image (see snap.h). The VM is only
  * stopped after every check that can refuse has passed; from then on any
  * failure puts it back as it was and leaves no image claiming completion. */
-#include "snap.h"
+#include "snap_save.h"
 #include "err.h"
 #include "image.h"
 #include "instant.h"
@@ -25,8 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Room beyond RAM a v2 stream may need: page headers and device state. */
-#define V2_OVERHEAD(ram) ((ram) / 256 + (16u << 20))
 
 unsigned snap_channels(unsigned requested)
 {
@@ -35,144 +33,6 @@ unsigned snap_channels(unsigned requested)
 	return n > CONFIG_MAX_CHANNELS ? CONFIG_MAX_CHANNELS : n;
 }
 
-struct save {
-	const struct conf *c;
-	const char *name;
-	const struct save_opts *o;
-	struct save_result *res;
-	struct vm_paths paths;
-	struct qmp q;
-	struct stor_target t;
-	struct img_header h;
-	char *def;
-	size_t def_len;
-	pid_t pid;
-	uint64_t plugged; /* hotplugged RAM (DIMMs), beyond h.ram_size */
-	bool stopped, migrating;
-	bool file_uri; /* QEMU writes the image itself (file:/dev/fdset) */
-	int pipe[2];
-	long long fdset;
-	char ram[CONF_PATH_MAX + 8]; /* instant mode: the RAM file */
-	char old_ram[4200];          /* the RAM file of the golden image being replaced */
-};
-
-/* The RAM file of a golden instant image already at the target, to remove
- * once the new image has replaced it. */
-static void note_old_ram(struct save *s, const char *target)
-{
-	struct img_header h;
-	uint64_t size;
-	char *def;
-	int fd;
-
-	s->old_ram[0] = 0;
-	if (access(target, F_OK) < 0 || stor_open_image(target, &fd, &size) < 0) {
-		err_clear();
-		return;
-	}
-	if (vfy_read(fd, size, target, &h, &def) == 0) {
-		if (h.version == 4 && (h.flags & IMG_F_GOLDEN) &&
-		    inst_resolve(&h, target, s->old_ram, sizeof(s->old_ram)) < 0)
-			s->old_ram[0] = 0;
-		free(def);
-	}
-	err_clear();
-	close(fd);
-}
-
-/* What QEMU tells about the VM before anything changes. */
-static int query_vm(struct save *s)
-{
-	cJSON *r, *args;
-	const char *m;
-	size_t l;
-
-	if (qmp_call(&s->q, "query-status", NULL, NULL, 0, &r) < 0)
-		return -1;
-	if (qmp_bool(r, "running", 0))
-		s->h.flags |= IMG_F_WAS_RUNNING;
-	cJSON_Delete(r);
-	if (qmp_call(&s->q, "query-memory-size-summary", NULL, NULL, 0, &r) < 0)
-		return -1;
-	s->h.ram_size = (uint64_t)qmp_int(r, "base-memory", 0);
-	/* DIMMs (memory hotplug) are in the stream too, but not in base-memory. */
-	s->plugged = (uint64_t)qmp_int(r, "plugged-memory", 0);
-	cJSON_Delete(r);
-	args = cJSON_CreateObject();
-	cJSON_AddStringToObject(args, "path", "/machine");
-	cJSON_AddStringToObject(args, "property", "type");
-	if (qmp_call(&s->q, "qom-get", args, NULL, 0, &r) < 0)
-		return -1;
-	m = cJSON_IsString(r) ? r->valuestring : "";
-	l = strlen(m);
-	if (l > 8 && !strcmp(m + l - 8, "-machine"))
-		l -= 8; /* QOM type "pc-q35-10.0-machine" is machine "pc-q35-10.0" */
-	snprintf(s->h.machine, sizeof(s->h.machine), "%.*s", (int)l, m);
-	cJSON_Delete(r);
-	str_copy(s->h.qemu_version, sizeof(s->h.qemu_version), s->q.version_str);
-	return 0;
-}
-
-/* Instant mode: the image refers to the RAM file, which must stay as saved. */
-static int preflight_instant(struct save *s, const char *target, enum stor_kind kind)
-{
-	struct stat ram, dir;
-	char d[4096];
-
-	if (s->o->keep_running)
-		return err_set(EXIT_USAGE,
-			       "VM '%s' is in instant mode: with --keep-running the guest would change the RAM file the image refers to",
-			       s->name);
-	if (stat(s->ram, &ram) < 0)
-		return err_sys(EXIT_FAIL, "RAM file %s of VM '%s'", s->ram, s->name);
-	if (!s->o->golden)
-		return 0;
-	/* The golden pair is a hard link beside the image. */
-	str_copy(d, sizeof(d), target);
-	if (strrchr(d, '/'))
-		*strrchr(d, '/') = 0;
-	else
-		strcpy(d, ".");
-	if (kind == STOR_BLK || stat(d, &dir) < 0 || dir.st_dev != ram.st_dev)
-		return err_set(EXIT_USAGE,
-			       "a golden instant-mode image goes beside its RAM file: save it to a file on the file system of %s",
-			       s->ram);
-	return 0;
-}
-
-/* Everything that can refuse, before the VM stops. */
-static int preflight(struct save *s, const char *target)
-{
-	enum stor_kind kind;
-	uint64_t cap;
-	char a[32], b[32], n[32];
-
-	if (stor_check_save(target, s->h.version == 4 ? 2 : (int)s->h.version, &kind, &cap) < 0)
-		return -1;
-	if (s->o->sign_key && sig_key_id(s->o->sign_key, s->h.key_id) < 0)
-		return err_wrap("sign_key");
-	if (s->h.version == 4)
-		return preflight_instant(s, target, kind);
-	if (s->h.version == 3) {
-		int has = mig_has_cap(&s->q, "mapped-ram");
-		if (has < 0)
-			return -1;
-		if (!has)
-			return err_set(EXIT_USAGE,
-				       "QEMU %s of VM '%s' has no mapped-ram capability: v3 needs QEMU >= 9.0; use --format 2",
-				       s->q.version_str, s->name);
-	}
-	if (kind == STOR_BLK) {
-		uint64_t ram = s->h.ram_size + s->plugged;
-		uint64_t need = img_stream_offset(s->def_len) + ram + V2_OVERHEAD(ram);
-		if (cap < need)
-			return err_set(EXIT_USAGE,
-				       "target %s holds %s, but saving VM '%s' (%s of RAM) may need up to %s: use a larger device or a file",
-				       target, fmt_bytes(cap, a, sizeof(a)), s->name,
-				       fmt_bytes(ram, b, sizeof(b)), fmt_bytes(need, n, sizeof(n)));
-	}
-	return 0;
-}
 
 static int write_prologue(struct save *s)
 {
@@ -295,59 +155,6 @@ static int finish(struct save *s)
 	return 0;
 }
 
-enum after { VM_UNTOUCHED, VM_RUNNING_AGAIN, VM_PAUSED, VM_GONE };
-
-/* Put the VM back as it was after a failure. */
-static enum after roll_back(struct save *s)
-{
-	cJSON *r;
-
-	if (s->pipe[0] >= 0) {
-		close(s->pipe[0]); /* unblocks QEMU if it is writing into the pipe */
-		s->pipe[0] = -1;
-	}
-	/* QEMU itself died (killed, crashed): nothing to put back, and retrying
-	 * cont would only wait. */
-	if (qmp_call(&s->q, "query-status", NULL, NULL, 0, &r) < 0) {
-		if (vm_wait_gone(s->pid, 2000) == 0) {
-			snap_stop_mark(s->c, s->name, 0);
-			vm_cleanup(s->c, s->name);
-			return VM_GONE;
-		}
-	} else {
-		cJSON_Delete(r);
-	}
-	if (s->migrating)
-		mig_cancel(&s->q);
-	if (s->fdset >= 0)
-		mig_remove_fdset(&s->q, s->fdset);
-	if (!s->stopped)
-		return VM_UNTOUCHED;
-	if (snap_cont(&s->q) == 0) {
-		snap_stop_mark(s->c, s->name, 0);
-		return VM_RUNNING_AGAIN;
-	}
-	log_error("could not resume VM '%s': %s", s->name, err_msg());
-	return VM_PAUSED;
-}
-
-/* When the target's file system filled up, say how full it is. */
-static void explain_full(struct save *s, char *msg, size_t size)
-{
-	struct statvfs sv;
-	char a[32], b[32];
-	size_t n = strlen(msg);
-
-	if (s->t.kind != STOR_REG || s->t.fd < 0 || fstatvfs(s->t.fd, &sv) < 0 ||
-	    (uint64_t)sv.f_bavail * sv.f_frsize > (8u << 20) || strstr(msg, " free"))
-		return;
-	/* Truncation only shortens the explanation; the error itself is already there. */
-	if (snprintf(msg + n, size - n, " (the file system of %s has %s free; the VM has %s of RAM)",
-		     s->t.path, fmt_bytes((uint64_t)sv.f_bavail * sv.f_frsize, a, sizeof(a)),
-		     fmt_bytes(s->h.ram_size, b, sizeof(b))) < 0)
-		msg[n] = 0;
-}
-
 int snap_save(const struct conf *c, const char *name, const char *target,
 	      const struct save_opts *o, struct save_result *res)
 {
@@ -384,7 +191,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 
 	if (qmp_connect(&s.q, s.paths.qmp, QMP_TIMEOUT_MS) < 0)
 		goto out;
-	if (snap_recover(c, name, &s.q, s.pid) < 0 || query_vm(&s) < 0 ||
+	if (snap_recover(c, name, &s.q, s.pid) < 0 || save_query_vm(&s) < 0 ||
 	    (rc = inst_detect(&s.q, s.ram, sizeof(s.ram))) < 0)
 		goto out;
 	if (rc == INST_SHARED) { /* instant mode: a small stream, the RAM stays in its file */
@@ -394,10 +201,10 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	if (rc != INST_NONE)
 		s.h.flags |= IMG_F_RAM_BACKEND;
 	rc = -1;
-	if (preflight(&s, target) < 0)
+	if (save_preflight(&s, target) < 0)
 		goto out;
 	if (s.h.version == 4)
-		note_old_ram(&s, target);
+		save_note_old_ram(&s, target);
 	if (stor_create(&s.t, target, o->bypass_cache && s.h.version != 4, o->insisted) < 0)
 		goto out;
 	if (s.t.dfd >= 0)
@@ -453,9 +260,9 @@ out:
 		char gone[160];
 		str_copy(saved_err, sizeof(saved_err), err_msg());
 		saved_code = err_code();
-		explain_full(&s, saved_err, sizeof(saved_err));
+		save_explain_full(&s, saved_err, sizeof(saved_err));
 		if (s.q.fd > 0)
-			after = roll_back(&s);
+			after = save_roll_back(&s);
 		snprintf(gone, sizeof(gone), "; QEMU of VM '%s' is gone: start it again with vmsnap run %s",
 			 name, name);
 		err_set(saved_code, "%s%s", saved_err,

@@ -1,0 +1,137 @@
+/* snap_preflight: the part of a save before the VM stops: what QEMU says
+ * about the VM, and every check that can refuse (target, capabilities, keys). */
+#include "snap_save.h"
+#include "err.h"
+#include "instant.h"
+#include "mig.h"
+#include "sign.h"
+#include "util.h"
+#include "verify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Room beyond RAM a v2 stream may need: page headers and device state. */
+#define V2_OVERHEAD(ram) ((ram) / 256 + (16u << 20))
+
+/* The RAM file of a golden instant image already at the target, to remove
+ * once the new image has replaced it. */
+void save_note_old_ram(struct save *s, const char *target)
+{
+	struct img_header h;
+	uint64_t size;
+	char *def;
+	int fd;
+
+	s->old_ram[0] = 0;
+	if (access(target, F_OK) < 0 || stor_open_image(target, &fd, &size) < 0) {
+		err_clear();
+		return;
+	}
+	if (vfy_read(fd, size, target, &h, &def) == 0) {
+		if (h.version == 4 && (h.flags & IMG_F_GOLDEN) &&
+		    inst_resolve(&h, target, s->old_ram, sizeof(s->old_ram)) < 0)
+			s->old_ram[0] = 0;
+		free(def);
+	}
+	err_clear();
+	close(fd);
+}
+
+/* What QEMU tells about the VM before anything changes. */
+int save_query_vm(struct save *s)
+{
+	cJSON *r, *args;
+	const char *m;
+	size_t l;
+
+	if (qmp_call(&s->q, "query-status", NULL, NULL, 0, &r) < 0)
+		return -1;
+	if (qmp_bool(r, "running", 0))
+		s->h.flags |= IMG_F_WAS_RUNNING;
+	cJSON_Delete(r);
+	if (qmp_call(&s->q, "query-memory-size-summary", NULL, NULL, 0, &r) < 0)
+		return -1;
+	s->h.ram_size = (uint64_t)qmp_int(r, "base-memory", 0);
+	/* DIMMs (memory hotplug) are in the stream too, but not in base-memory. */
+	s->plugged = (uint64_t)qmp_int(r, "plugged-memory", 0);
+	cJSON_Delete(r);
+	args = cJSON_CreateObject();
+	cJSON_AddStringToObject(args, "path", "/machine");
+	cJSON_AddStringToObject(args, "property", "type");
+	if (qmp_call(&s->q, "qom-get", args, NULL, 0, &r) < 0)
+		return -1;
+	m = cJSON_IsString(r) ? r->valuestring : "";
+	l = strlen(m);
+	if (l > 8 && !strcmp(m + l - 8, "-machine"))
+		l -= 8; /* QOM type "pc-q35-10.0-machine" is machine "pc-q35-10.0" */
+	snprintf(s->h.machine, sizeof(s->h.machine), "%.*s", (int)l, m);
+	cJSON_Delete(r);
+	str_copy(s->h.qemu_version, sizeof(s->h.qemu_version), s->q.version_str);
+	return 0;
+}
+
+/* Instant mode: the image refers to the RAM file, which must stay as saved. */
+static int preflight_instant(struct save *s, const char *target, enum stor_kind kind)
+{
+	struct stat ram, dir;
+	char d[4096];
+
+	if (s->o->keep_running)
+		return err_set(EXIT_USAGE,
+			       "VM '%s' is in instant mode: with --keep-running the guest would change the RAM file the image refers to",
+			       s->name);
+	if (stat(s->ram, &ram) < 0)
+		return err_sys(EXIT_FAIL, "RAM file %s of VM '%s'", s->ram, s->name);
+	if (!s->o->golden)
+		return 0;
+	/* The golden pair is a hard link beside the image. */
+	str_copy(d, sizeof(d), target);
+	if (strrchr(d, '/'))
+		*strrchr(d, '/') = 0;
+	else
+		strcpy(d, ".");
+	if (kind == STOR_BLK || stat(d, &dir) < 0 || dir.st_dev != ram.st_dev)
+		return err_set(EXIT_USAGE,
+			       "a golden instant-mode image goes beside its RAM file: save it to a file on the file system of %s",
+			       s->ram);
+	return 0;
+}
+
+/* Everything that can refuse, before the VM stops. */
+int save_preflight(struct save *s, const char *target)
+{
+	enum stor_kind kind;
+	uint64_t cap;
+	char a[32], b[32], n[32];
+
+	if (stor_check_save(target, s->h.version == 4 ? 2 : (int)s->h.version, &kind, &cap) < 0)
+		return -1;
+	if (s->o->sign_key && sig_key_id(s->o->sign_key, s->h.key_id) < 0)
+		return err_wrap("sign_key");
+	if (s->h.version == 4)
+		return preflight_instant(s, target, kind);
+	if (s->h.version == 3) {
+		int has = mig_has_cap(&s->q, "mapped-ram");
+		if (has < 0)
+			return -1;
+		if (!has)
+			return err_set(EXIT_USAGE,
+				       "QEMU %s of VM '%s' has no mapped-ram capability: v3 needs QEMU >= 9.0; use --format 2",
+				       s->q.version_str, s->name);
+	}
+	if (kind == STOR_BLK) {
+		uint64_t ram = s->h.ram_size + s->plugged;
+		uint64_t need = img_stream_offset(s->def_len) + ram + V2_OVERHEAD(ram);
+		if (cap < need)
+			return err_set(EXIT_USAGE,
+				       "target %s holds %s, but saving VM '%s' (%s of RAM) may need up to %s: use a larger device or a file",
+				       target, fmt_bytes(cap, a, sizeof(a)), s->name,
+				       fmt_bytes(ram, b, sizeof(b)), fmt_bytes(need, n, sizeof(n)));
+	}
+	return 0;
+}
+
