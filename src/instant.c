@@ -212,6 +212,16 @@ int inst_sync(const char *path)
 	return rc < 0 ? err_sys(EXIT_FAIL, "syncing the RAM file %s", path) : 0;
 }
 
+void inst_writeback(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	close(fd);
+}
+
 int inst_digest(const char *path, uint64_t len, uint8_t out[IMG_DIGEST])
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;

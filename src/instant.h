@@ -46,6 +46,8 @@ int inst_detect(struct qmp *q, char *path, size_t size);
 int inst_reference(struct img_header *h, const char *ram, const char *image, bool golden);
 /* Write the RAM file's dirty pages to disk. */
 int inst_sync(const char *path);
+/* Start writing them back, without waiting (for watch, between power fails). */
+void inst_writeback(const char *path);
 /* The payload digest of a whole RAM file (len bytes; holes are not read). */
 int inst_digest(const char *path, uint64_t len, uint8_t out[IMG_DIGEST]);
 /* fs-verity on a RAM file: 1 on, 0 off; enabling answers 1 done, 0 when the

@@ -159,6 +159,20 @@ rehash_definition() {
 header_u64() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
 # no_qemu: no QEMU of this test is running (refusals must come before QEMU starts).
 no_qemu() { ! pgrep -f "$T/run/" >/dev/null; }
+# dirty_pages FILE: its pages in the page cache that are dirty or being
+# written back (cachestat(2), Linux 6.5).
+dirty_pages() {
+	python3 - "$1" <<'PY'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+whole = (ctypes.c_uint64 * 2)(0, 0)
+st = (ctypes.c_uint64 * 5)()  # cache, dirty, writeback, evicted, recently evicted
+fd = os.open(sys.argv[1], os.O_RDONLY)
+if libc.syscall(451, fd, whole, st, 0) != 0:
+    sys.exit("cachestat %s: %s" % (sys.argv[1], os.strerror(ctypes.get_errno())))
+print(st[1] + st[2])
+PY
+}
 # wait_until SECONDS CMD...: retry CMD until it succeeds.
 wait_until() {
 	local deadline=$((SECONDS + $1)); shift

@@ -6,6 +6,7 @@
 #include "cmd.h"
 #include "err.h"
 #include "fleet.h"
+#include "instant.h"
 #include "log.h"
 #include "snap.h"
 #include "storage.h"
@@ -25,6 +26,7 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A golden image (kiosk, factory) is never replaced by a power-fail save. */
@@ -179,6 +181,32 @@ static bool trigger_seen(int fd, const char *trigger)
 	return seen;
 }
 
+/* Instant-mode VMs: start writeback of their RAM files every few seconds, so
+ * that at power fail little is left for the save's sync. Asynchronous: the
+ * kernel writes, nothing waits. */
+#define FLUSH_MS 5000
+static void flush_instant(const struct conf *c)
+{
+	static pid_t flusher;
+
+	/* In a child: submitting gigabytes of writeback can block, and the
+	 * daemon must stay free to react to a power failure at once. */
+	if (flusher > 0 && waitpid(flusher, NULL, WNOHANG) == 0)
+		return; /* the last one is still at it */
+	flusher = fork();
+	if (flusher != 0)
+		return;
+	for (unsigned i = 0; i < c->n_vms; i++) {
+		struct conf_vm vm;
+		char ram[CONF_PATH_MAX + 8];
+
+		conf_vm_get(c, c->vms[i], &vm);
+		if (vm.instant && vm_pid(c, vm.name) && inst_ram_path(c, vm.name, ram, sizeof(ram)) == 0)
+			inst_writeback(ram);
+	}
+	_exit(0);
+}
+
 static int wait_for_power_fail(const struct conf *c, int sfd, int ifd)
 {
 	log_info("watching for power failure (SIGPWR, SIGUSR1%s%s), VMs: %u", ifd >= 0 ? ", " : "",
@@ -187,10 +215,15 @@ static int wait_for_power_fail(const struct conf *c, int sfd, int ifd)
 		struct pollfd p[2] = { { .fd = sfd, .events = POLLIN }, { .fd = ifd, .events = POLLIN } };
 		struct signalfd_siginfo si;
 
-		if (poll(p, ifd >= 0 ? 2 : 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		int n = poll(p, ifd >= 0 ? 2 : 1, FLUSH_MS);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
 			return err_sys(EXIT_FAIL, "poll");
+		if (n == 0) {
+			flush_instant(c);
+			continue;
 		}
 		if (ifd >= 0 && p[1].revents && trigger_seen(ifd, c->powerfail_trigger)) {
 			log_info("power fail: %s appeared", c->powerfail_trigger);
