@@ -179,6 +179,9 @@ $(FUZZ_O)/third/%.o: $(DL)/%.c $(O)/include/config.h
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) -pthread
 
+# Objects only a pattern rule names are intermediate to make: keep them, so
+# that a second `make fuzz` does not rebuild them all.
+.SECONDARY: $(FUZZ_LIB_OBJS)
 fuzz-build: $(FUZZ_BIN)
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
