@@ -97,7 +97,9 @@ savedefconfig: $(KCONFIG_CONFIG)
 	kconfig-conf --savedefconfig=defconfig Kconfig
 	@echo "wrote ./defconfig (copy it to board/<board>/defconfig)"
 
-$(O)/include/config.h: $(KCONFIG_CONFIG) Kconfig scripts/kconfig-header
+# Every object needs it, so the third-party sources (and their headers) are
+# fetched before the first compile.
+$(O)/include/config.h: $(KCONFIG_CONFIG) Kconfig scripts/kconfig-header | $(THIRD_SRC)
 	@mkdir -p $(@D)
 	scripts/kconfig-header Kconfig $(KCONFIG_CONFIG) > $@.tmp && mv $@.tmp $@
 

@@ -11,6 +11,12 @@ start=$SECONDS
 check "make builds from clean" mk "$B/vmsnap"
 took=$((SECONDS - start))
 check "the clean build takes under 2 minutes (took $took s)" test $took -lt 120
+# A fresh checkout: plain `make` fetches the third-party sources before it
+# compiles anything that includes their headers.
+mkdir -p "$T/fresh" && git ls-files -z | xargs -0 cp --parents -t "$T/fresh"
+check "a fresh checkout builds with plain make (sources fetched first)" \
+	bash -c "make --no-print-directory -C '$T/fresh' >'$T/fresh.out' 2>&1 && test -x '$T/fresh/build/vmsnap'"
+rm -rf "$T/fresh"
 check "build/vmsnap is static" bash -c "file '$B/vmsnap' | grep -q 'statically linked'"
 check "  ... and stripped" bash -c "file '$B/vmsnap' | grep -q ', stripped'"
 check "  ... linked against musl, not glibc" not grep -q "GLIBC_" "$B/vmsnap"
