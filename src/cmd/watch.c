@@ -188,16 +188,24 @@ static bool trigger_seen(int fd, const char *trigger)
 static void flush_instant(const struct conf *c)
 {
 	static pid_t flusher;
+	unsigned i;
+	struct conf_vm vm;
 
-	/* In a child: submitting gigabytes of writeback can block, and the
-	 * daemon must stay free to react to a power failure at once. */
+	for (i = 0; i < c->n_vms; i++) {
+		conf_vm_get(c, c->vms[i], &vm);
+		if (vm.instant)
+			break;
+	}
+	if (i == c->n_vms)
+		return; /* no instant VMs: nothing to fork for */
 	if (flusher > 0 && waitpid(flusher, NULL, WNOHANG) == 0)
 		return; /* the last one is still at it */
+	/* In a child: submitting gigabytes of writeback can block, and the
+	 * daemon must stay free to react to a power failure at once. */
 	flusher = fork();
 	if (flusher != 0)
 		return;
-	for (unsigned i = 0; i < c->n_vms; i++) {
-		struct conf_vm vm;
+	for (i = 0; i < c->n_vms; i++) {
 		char ram[CONF_PATH_MAX + 8];
 
 		conf_vm_get(c, c->vms[i], &vm);
