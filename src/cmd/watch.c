@@ -185,19 +185,23 @@ static bool trigger_seen(int fd, const char *trigger)
  * that at power fail little is left for the save's sync. Asynchronous: the
  * kernel writes, nothing waits. */
 #define FLUSH_MS 5000
+static bool any_instant(const struct conf *c)
+{
+	struct conf_vm vm;
+
+	for (unsigned i = 0; i < c->n_vms; i++) {
+		conf_vm_get(c, c->vms[i], &vm);
+		if (vm.instant)
+			return true;
+	}
+	return false;
+}
+
 static void flush_instant(const struct conf *c)
 {
 	static pid_t flusher;
-	unsigned i;
 	struct conf_vm vm;
 
-	for (i = 0; i < c->n_vms; i++) {
-		conf_vm_get(c, c->vms[i], &vm);
-		if (vm.instant)
-			break;
-	}
-	if (i == c->n_vms)
-		return; /* no instant VMs: nothing to fork for */
 	if (flusher > 0 && waitpid(flusher, NULL, WNOHANG) == 0)
 		return; /* the last one is still at it */
 	/* In a child: submitting gigabytes of writeback can block, and the
@@ -205,7 +209,7 @@ static void flush_instant(const struct conf *c)
 	flusher = fork();
 	if (flusher != 0)
 		return;
-	for (i = 0; i < c->n_vms; i++) {
+	for (unsigned i = 0; i < c->n_vms; i++) {
 		char ram[CONF_PATH_MAX + 8];
 
 		conf_vm_get(c, c->vms[i], &vm);
@@ -217,13 +221,17 @@ static void flush_instant(const struct conf *c)
 
 static int wait_for_power_fail(const struct conf *c, int sfd, int ifd)
 {
+	/* Without instant VMs there is nothing to do between power failures:
+	 * no timer, the daemon sleeps until a signal or the trigger. */
+	int tick = any_instant(c) ? FLUSH_MS : -1;
+
 	log_info("watching for power failure (SIGPWR, SIGUSR1%s%s), VMs: %u", ifd >= 0 ? ", " : "",
 		 ifd >= 0 ? c->powerfail_trigger : "", c->n_vms);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = sfd, .events = POLLIN }, { .fd = ifd, .events = POLLIN } };
 		struct signalfd_siginfo si;
 
-		int n = poll(p, ifd >= 0 ? 2 : 1, FLUSH_MS);
+		int n = poll(p, ifd >= 0 ? 2 : 1, tick);
 
 		if (n < 0 && errno == EINTR)
 			continue;
