@@ -89,12 +89,8 @@ static int preflight_instant(struct save *s, const char *target, enum stor_kind 
 	if (!s->o->golden)
 		return 0;
 	/* The golden pair is a hard link beside the image. */
-	str_copy(d, sizeof(d), target);
-	if (strrchr(d, '/'))
-		*strrchr(d, '/') = 0;
-	else
-		strcpy(d, ".");
-	if (kind == STOR_BLK || stat(d, &dir) < 0 || dir.st_dev != ram.st_dev)
+	if (kind == STOR_BLK || path_dir(d, sizeof(d), target) < 0 || stat(d, &dir) < 0 ||
+	    dir.st_dev != ram.st_dev)
 		return err_set(EXIT_USAGE,
 			       "a golden instant-mode image goes beside its RAM file: save it to a file on the file system of %s",
 			       s->ram);

@@ -48,14 +48,10 @@ static int parent_dir_ok(const char *path)
 	const char *slash = strrchr(path, '/');
 	struct stat st;
 
-	if (!slash)
-		return 0;
-	if (slash == path)
-		return 0;
-	if ((size_t)(slash - path) >= sizeof(dir))
+	if (!slash || slash == path)
+		return 0; /* the working directory or the root */
+	if (path_dir(dir, sizeof(dir), path) < 0)
 		return err_set(EXIT_USAGE, "%s: path too long", path);
-	memcpy(dir, path, (size_t)(slash - path));
-	dir[slash - path] = 0;
 	if (stat(dir, &st) < 0)
 		return err_sys(EXIT_USAGE, "target directory %s", dir);
 	if (!S_ISDIR(st.st_mode))

@@ -212,20 +212,23 @@ int usable_cpus(void)
 	return n > 0 ? n : 1;
 }
 
+int path_dir(char *out, size_t size, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return str_copy(out, size, ".");
+	if (slash == path)
+		return str_copy(out, size, "/");
+	return str_fmt(out, size, "%.*s", (int)(slash - path), path);
+}
+
 int fsync_parent(const char *path)
 {
 	char dir[4096];
-	const char *slash = strrchr(path, '/');
 	int fd, rc;
 
-	if (!slash)
-		strcpy(dir, ".");
-	else if (slash == path)
-		strcpy(dir, "/");
-	else if ((size_t)(slash - path) < sizeof(dir)) {
-		memcpy(dir, path, (size_t)(slash - path));
-		dir[slash - path] = 0;
-	} else
+	if (path_dir(dir, sizeof(dir), path) < 0)
 		return err_set(EXIT_FAIL, "%s: path too long", path);
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)

@@ -42,6 +42,9 @@ int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned lon
 /* CPUs this process may run on (sched_getaffinity), at least 1. */
 int usable_cpus(void);
 
+/* The directory that holds path: "." for a bare name, "/" at the root;
+ * -1 if it does not fit in out. */
+int path_dir(char *out, size_t size, const char *path);
 /* fsync the directory that holds path (after a rename or create). */
 int fsync_parent(const char *path);
 

@@ -30,6 +30,22 @@ static int check(const char *path, int version, enum stor_kind *kind)
 	return rc;
 }
 
+static void test_path_dir(void **s)
+{
+	char d[8];
+
+	(void)s;
+	assert_int_equal(path_dir(d, sizeof(d), "img"), 0);
+	assert_string_equal(d, ".");
+	assert_int_equal(path_dir(d, sizeof(d), "/img"), 0);
+	assert_string_equal(d, "/");
+	assert_int_equal(path_dir(d, sizeof(d), "/a/b/img"), 0);
+	assert_string_equal(d, "/a/b");
+	assert_int_equal(path_dir(d, sizeof(d), "a/img"), 0);
+	assert_string_equal(d, "a");
+	assert_int_equal(path_dir(d, sizeof(d), "/long/dir/img"), -1);
+}
+
 static void test_new_file_in_existing_directory_is_ok(void **s)
 {
 	char p[4096];
@@ -207,6 +223,7 @@ static void test_second_create_on_same_target_is_busy(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_path_dir),
 		cmocka_unit_test(test_new_file_in_existing_directory_is_ok),
 		cmocka_unit_test(test_existing_regular_file_is_ok),
 		cmocka_unit_test(test_missing_directory_is_usage_error),
