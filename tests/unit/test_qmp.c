@@ -5,6 +5,7 @@
 #include "qmp.h"
 
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -30,7 +31,15 @@ static int serve(const char *script, size_t len)
 		close(sv[0]);
 		write_all(sv[1], script, len);
 		shutdown(sv[1], SHUT_WR);
-		while (writer_reads && read(sv[1], sink, sizeof(sink)) > 0)
+		if (!writer_reads) {
+			/* Die with the client's first command unread; waiting
+			 * for it to arrive keeps qmp_attach's own send from
+			 * racing with the exit. */
+			struct pollfd p = { .fd = sv[1], .events = POLLIN };
+			poll(&p, 1, 5000);
+			_exit(0);
+		}
+		while (read(sv[1], sink, sizeof(sink)) > 0)
 			;
 		_exit(0);
 	}
