@@ -183,3 +183,22 @@ wait_until() {
 	local deadline=$((SECONDS + $1)); shift
 	until "$@"; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.1; done
 }
+# start_watch OUT: `vmsnap watch` in the background, its output in OUT, its
+# pid in $wpid; returns once it watches. OUT goes first: the child truncates
+# it only when it runs, and an old "watching" line must not count.
+start_watch() {
+	rm -f "$1"
+	"$VMSNAP" --config "$T/vmsnap.conf" watch >"$1" 2>&1 &
+	wpid=$!
+	wait_until 30 grep -q "watching for power failure" "$1"
+}
+# wait_exit PID SECONDS: wait for a background job of this shell; after
+# SECONDS it is killed (status 137) rather than hanging the test run.
+wait_exit() {
+	local rc dog
+	{ sleep "$2"; kill -9 "$1"; } 2>/dev/null &
+	dog=$!
+	wait "$1"; rc=$?
+	pkill -P "$dog" sleep; kill "$dog" 2>/dev/null; wait "$dog" 2>/dev/null
+	return $rc
+}

@@ -8,14 +8,15 @@ start_guest vm1 256M 41 100 && start_guest vm2 256M 42 50 || { fail "test guests
 pass "two test guests run"
 
 # 1. SIGPWR: both saved in parallel, complete and durable; a second signal is ignored.
-"$VMSNAP" --config "$T/vmsnap.conf" watch >"$T/watch.out" 2>&1 &
-wpid=$!
-check "watch starts watching" wait_until 10 grep -q "watching for power failure" "$T/watch.out"
+check "watch starts watching" start_watch "$T/watch.out"
 check "watch writes its pidfile" test -s "$T/run/watch.pid"
 check "watch pidfile holds its pid" test "$(cat "$T/run/watch.pid")" = "$wpid"
 t1=$(last_tick vm1) t2=$(last_tick vm2)
-kill -PWR $wpid; sleep 0.1; kill -PWR $wpid
-wait $wpid; rc=$?
+# The second SIGPWR once the first is taken, while two 256 MiB VMs are saved.
+kill -PWR $wpid
+for i in $(seq 1000); do grep -q "power fail: signal SIGPWR" "$T/watch.out" && break; sleep 0.01; done
+kill -PWR $wpid
+wait_exit $wpid 120; rc=$?
 check "watch exits 0 after saving both" test $rc -eq 0
 check "watch reports each VM's time against the deadline" \
 	bash -c "grep -q 'vm1: saved to .* ms of the 30000 ms deadline' '$T/watch.out' && grep -q 'vm2: saved to' '$T/watch.out'"
@@ -67,11 +68,9 @@ sed -i '/require_signature/d' "$T/vmsnap.conf"
 # 3. The trigger file and a golden image.
 wait_log vm1 '^tick 5$' 120 "$s1"; wait_log vm2 '^check ok' 120
 echo "powerfail_trigger = $T/powerfail" >>"$T/vmsnap.conf"
-"$VMSNAP" --config "$T/vmsnap.conf" watch >"$T/watch.out" 2>&1 &
-wpid=$!
-wait_until 10 grep -q "watching for power failure" "$T/watch.out"
+start_watch "$T/watch.out" || fail "watch did not start watching"
 touch "$T/powerfail"
-wait $wpid; rc=$?
+wait_exit $wpid 120; rc=$?
 check "the trigger file starts the save; watch exits 0" test $rc -eq 0
 check "  ... logged" grep -q "powerfail appeared" "$T/watch.out"
 vs resume >/dev/null 2>&1

@@ -106,11 +106,10 @@ s1=$(lines vm1)
 vs run vm1 >/dev/null && wait_log vm1 '^check ok' 300 "$s1" || fail "vm1: cold start"
 d=$(dirty_pages "$T/save/vm1.ram")
 check "the guest's fill left its RAM file dirty in the page cache ($d pages)" test "$d" -gt $((128 << 10))
-"$VMSNAP" --config "$T/vmsnap.conf" watch 2>"$T/watch.err" &
-wpid=$!
+start_watch "$T/watch.err" || fail "watch did not start watching"
 settled() { [ "$(dirty_pages "$T/save/vm1.ram")" -lt 2560 ]; }
 check "watch writes the RAM file back while it waits (under 10 MiB left dirty)" wait_until 15 settled
-kill "$wpid"; wait "$wpid"
+kill "$wpid"; wait_exit "$wpid" 60
 check "  ... and stops on SIGTERM without saving" grep -q "without saving" "$T/watch.err"
 check "  ... vm1 still runs" wait_log vm1 "^tick $(( $(last_tick vm1) + 1 ))\$" 10
 
