@@ -93,12 +93,15 @@ flaky_start() {
 	wait_until 10 test -e "$T/$n.fuse/disk" || return 1
 	losetup --find --show "$T/$n.fuse/disk" | tee "$T/$n.dev"
 }
-# flaky NAME ok|drop|fail: writes go through, vanish (power cut), fail with EIO.
+# flaky NAME ok|drop|fail: writes go through, vanish (power cut), fail with
+# EIO. Returns once the server has logged this change (the log holds the
+# earlier ones too: a new line is waited for, not any).
 flaky() {
-	local sig
+	local sig n
 	case $2 in ok) sig=HUP ;; drop) sig=USR1 ;; fail) sig=USR2 ;; esac
+	n=$(grep -c "mode $2" "$T/$1.flaky")
 	kill -"$sig" "$(cat "$T/$1.fpid")"
-	wait_until 5 grep -q "mode $2" "$T/$1.flaky"
+	wait_until 5 test "$(grep -c "mode $2" "$T/$1.flaky")" -gt "$n"
 }
 # Flaky disks go before lib.sh's cleanup: QEMU and ext4 first, then the
 # loop devices, then the FUSE servers.
