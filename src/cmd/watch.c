@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -151,9 +150,9 @@ static int watch_trigger(const struct conf *c)
 		return -1;
 	if (access(c->powerfail_trigger, F_OK) == 0)
 		log_warn("%s exists already: waiting for it to be created anew", c->powerfail_trigger);
-	str_copy(dir, sizeof(dir), c->powerfail_trigger);
+	path_dir(dir, sizeof(dir), c->powerfail_trigger); /* fits: the conf holds it */
 	fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (fd < 0 || inotify_add_watch(fd, dirname(dir), IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+	if (fd < 0 || inotify_add_watch(fd, dir, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
 		err_sys(EXIT_USAGE, "watching powerfail_trigger %s", c->powerfail_trigger);
 		if (fd >= 0)
 			close(fd);
