@@ -115,13 +115,10 @@ void inst_args_anon(struct inst_args *a, uint64_t size)
 
 int inst_resolve(const struct img_header *h, const char *image, char *out, size_t size)
 {
-	const char *slash = strrchr(image, '/');
+	int rc = h->ram_path[0] == '/' ? str_copy(out, size, h->ram_path)
+				       : path_beside(out, size, image, h->ram_path);
 
-	if (h->ram_path[0] == '/' || !slash)
-		return str_copy(out, size, h->ram_path) < 0 ? err_set(EXIT_REFUSED, "ram_path too long") : 0;
-	if (str_fmt(out, size, "%.*s/%s", (int)(slash - image), image, h->ram_path) < 0)
-		return err_set(EXIT_REFUSED, "ram_path too long");
-	return 0;
+	return rc < 0 ? err_set(EXIT_REFUSED, "ram_path too long") : 0;
 }
 
 int inst_check(const struct img_header *h, const char *image, char *path, size_t size)
@@ -192,7 +189,7 @@ int inst_reference(struct img_header *h, const char *ram, const char *image, boo
 	base = base ? base + 1 : image;
 	if (str_fmt(h->ram_path, sizeof(h->ram_path), "%s.%llx-%x.ram", base,
 		    (unsigned long long)h->created, (unsigned)getpid()) < 0 ||
-	    str_fmt(link_path, sizeof(link_path), "%.*s%s", (int)(base - image), image, h->ram_path) < 0)
+	    path_beside(link_path, sizeof(link_path), image, h->ram_path) < 0)
 		return err_set(EXIT_USAGE, "image name %s: too long", image);
 	unlink(link_path);
 	if (link(ram, link_path) < 0)

@@ -223,6 +223,13 @@ int path_dir(char *out, size_t size, const char *path)
 	return str_fmt(out, size, "%.*s", (int)(slash - path), path);
 }
 
+int path_beside(char *out, size_t size, const char *path, const char *name)
+{
+	const char *slash = strrchr(path, '/');
+
+	return str_fmt(out, size, "%.*s%s", slash ? (int)(slash - path) + 1 : 0, path, name);
+}
+
 int fsync_parent(const char *path)
 {
 	char dir[4096];

@@ -45,6 +45,9 @@ int usable_cpus(void);
 /* The directory that holds path: "." for a bare name, "/" at the root;
  * -1 if it does not fit in out. */
 int path_dir(char *out, size_t size, const char *path);
+/* The file called name beside path: path's directory part, through its last
+ * '/' (nothing for a bare name), then name; -1 if it does not fit in out. */
+int path_beside(char *out, size_t size, const char *path, const char *name);
 /* fsync the directory that holds path (after a rename or create). */
 int fsync_parent(const char *path);
 

@@ -157,14 +157,12 @@ static int commit(struct prov *p, const struct img_header *partial)
  * covers both. */
 static int provision_ram(struct prov *p)
 {
-	const char *slash = strrchr(p->dst, '/');
 	char tmp[4300];
 	struct copy cp = { .off = 0, .end = p->sv.h.ram_bytes, .sparse = true, .dout = -1,
 			   .progress = p->cp.progress, .cancel = p->cp.cancel };
 	int rc = -1;
 
-	if (str_fmt(p->ram, sizeof(p->ram), "%.*s%s", slash ? (int)(slash - p->dst) + 1 : 0, p->dst,
-		    p->sv.h.ram_path) < 0 ||
+	if (path_beside(p->ram, sizeof(p->ram), p->dst, p->sv.h.ram_path) < 0 ||
 	    str_fmt(tmp, sizeof(tmp), "%s.vmsnap-partial", p->ram) < 0)
 		return err_set(EXIT_USAGE, "target %s: path too long", p->dst);
 	cp.src = p->sv.ram_path;

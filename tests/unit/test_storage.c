@@ -46,6 +46,20 @@ static void test_path_dir(void **s)
 	assert_int_equal(path_dir(d, sizeof(d), "/long/dir/img"), -1);
 }
 
+static void test_path_beside(void **s)
+{
+	char d[12];
+
+	(void)s;
+	assert_int_equal(path_beside(d, sizeof(d), "img", "x.ram"), 0);
+	assert_string_equal(d, "x.ram");
+	assert_int_equal(path_beside(d, sizeof(d), "/img", "x.ram"), 0);
+	assert_string_equal(d, "/x.ram");
+	assert_int_equal(path_beside(d, sizeof(d), "/a/b/img", "x.ram"), 0);
+	assert_string_equal(d, "/a/b/x.ram");
+	assert_int_equal(path_beside(d, sizeof(d), "/a/b/img", "xyz.ram"), -1);
+}
+
 static void test_new_file_in_existing_directory_is_ok(void **s)
 {
 	char p[4096];
@@ -224,6 +238,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_path_dir),
+		cmocka_unit_test(test_path_beside),
 		cmocka_unit_test(test_new_file_in_existing_directory_is_ok),
 		cmocka_unit_test(test_existing_regular_file_is_ok),
 		cmocka_unit_test(test_missing_directory_is_usage_error),
