@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* Room beyond RAM a v2 stream may need: page headers and device state. */
@@ -97,6 +98,30 @@ static int preflight_instant(struct save *s, const char *target, enum stor_kind 
 	return 0;
 }
 
+/* A v3 image is written by QEMU's multifd threads, and QEMU 10.0 can crash
+ * when one of their writes fails (a use after free in its error path, seen
+ * on a full file system): so v3 is refused before the VM stops unless the
+ * file system has room for the whole RAM, the worst case. */
+static int preflight_room(struct save *s, const char *target, enum stor_kind kind)
+{
+	uint64_t ram = s->h.ram_size + s->plugged;
+	uint64_t need = img_stream_offset(s->def_len) + ram + V2_OVERHEAD(ram), have;
+	char d[4096], a[32], b[32], n[32];
+	struct statvfs sv;
+
+	/* An existing target (through a symlink too) tells its own file system. */
+	if (kind == STOR_REG ? statvfs(target, &sv) < 0
+			     : path_dir(d, sizeof(d), target) < 0 || statvfs(d, &sv) < 0)
+		return 0; /* creating the file says what is wrong */
+	have = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (sv.f_blocks == 0 || have >= need) /* no blocks at all: no limit told (ramfs) */
+		return 0;
+	return err_set(EXIT_USAGE,
+		       "no space for a v3 image of VM '%s' (%s of RAM) at %s: its file system has %s free, a v3 save needs up to %s; free space, or use --format 2",
+		       s->name, fmt_bytes(ram, b, sizeof(b)), target, fmt_bytes(have, a, sizeof(a)),
+		       fmt_bytes(need, n, sizeof(n)));
+}
+
 /* Everything that can refuse, before the VM stops. */
 int save_preflight(struct save *s, const char *target)
 {
@@ -118,6 +143,8 @@ int save_preflight(struct save *s, const char *target)
 			return err_set(EXIT_USAGE,
 				       "QEMU %s of VM '%s' has no mapped-ram capability: v3 needs QEMU >= 9.0; use --format 2",
 				       s->q.version_str, s->name);
+		if (kind != STOR_BLK && preflight_room(s, target, kind) < 0)
+			return -1;
 	}
 	if (kind == STOR_BLK) {
 		uint64_t ram = s->h.ram_size + s->plugged;
