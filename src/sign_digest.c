@@ -1,4 +1,4 @@
-/* digest: the payload digest of an image's stream region (see sign.h):
+/* sign_digest: the payload digest of an image's stream region (see sign.h):
  * root = SHA-256("vmsnap-payload-v1", chunk, length, H(chunk 0), H(chunk 1)...),
  * chunks hashed in parallel, holes recognised with SEEK_DATA and not read. */
 #include "sign.h"

@@ -23,7 +23,7 @@ static int teardown(void **s)
 	return 0;
 }
 
-/* The format (digest.c): SHA-256("vmsnap-payload-v1\0", chunk LE64,
+/* The format (sign_digest.c): SHA-256("vmsnap-payload-v1\0", chunk LE64,
  * length LE64, SHA-256 of each chunk in order), computed from memory. */
 static void reference(const uint8_t *data, uint64_t len, uint32_t chunk, uint8_t out[SIG_HASH])
 {
