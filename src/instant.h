@@ -9,7 +9,7 @@
 #include "conf.h"
 #include "image.h"
 #include "qmp.h"
-#include "vm.h"
+#include "vm_def.h"
 
 #define INST_BACKEND_ID "vmsnap-ram"
 

@@ -1,8 +1,8 @@
-/* vm: definitions, QEMU launch and process lifecycle (see vm.h). */
+/* vm: the QEMU processes vmsnap runs: run-time files, locks, launch, liveness,
+ * stop (see vm.h). Definitions are vm_def.c's. */
 #include "vm.h"
 #include "err.h"
 #include "log.h"
-#include "instant.h"
 #include "util.h"
 
 #include <errno.h>
@@ -20,120 +20,6 @@
 
 extern char **environ;
 
-/* Options vmsnap adds itself, or that would let a definition take over the
- * host side (another monitor, a config file, detaching, chroot). */
-static const char *const forbidden[] = {
-	"qmp", "qmp-pretty", "monitor", "mon", "pidfile", "daemonize", "S", "incoming",
-	"loadvm", "readconfig", "chroot", "runas", "run-with", "nographic",
-};
-
-static bool is_forbidden(const char *opt)
-{
-	const char *o = opt + (opt[1] == '-' ? 2 : 1); /* QEMU takes -x and --x alike */
-
-	for (size_t i = 0; i < ARRAY_SIZE(forbidden); i++)
-		if (!strcmp(o, forbidden[i]))
-			return true;
-	return false;
-}
-
-static char *trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t' || *s == '\r')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = 0;
-	return s;
-}
-
-int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *origin, int code)
-{
-	char *p, *next;
-	int line = 0;
-
-	memset(d, 0, sizeof(*d));
-	d->code = code;
-	str_trunc(d->origin, sizeof(d->origin), origin);
-	if (memchr(text, 0, len))
-		return err_set(code, "%s: the definition contains a NUL byte", origin);
-	d->text = malloc(len + 1);
-	d->store = malloc(len + 1);
-	if (!d->text || !d->store) {
-		vm_def_free(d);
-		return err_sys(EXIT_FAIL, "%s", origin);
-	}
-	memcpy(d->text, text, len);
-	d->text[len] = 0;
-	d->len = len;
-	memcpy(d->store, text, len);
-	d->store[len] = 0;
-	for (p = d->store; p; p = next) {
-		char *opt, *val;
-
-		line++;
-		next = strchr(p, '\n');
-		if (next)
-			*next++ = 0;
-		opt = trim(p);
-		if (!*opt || *opt == '#')
-			continue;
-		if (opt[0] != '-' || !opt[1]) {
-			err_set(code, "%s:%d: '%s': each line is one QEMU option starting with '-'",
-				origin, line, opt);
-			vm_def_free(d); /* opt points into it: report first */
-			return -1;
-		}
-		val = opt + strcspn(opt, " \t");
-		if (*val) {
-			*val++ = 0;
-			val = trim(val);
-		}
-		if (is_forbidden(opt)) {
-			err_set(code, "%s:%d: option %s is not allowed: vmsnap manages it", origin, line,
-				opt);
-			vm_def_free(d);
-			return -1;
-		}
-		if (d->argc + 2 > VM_ARGS_MAX) {
-			vm_def_free(d);
-			return err_set(code, "%s:%d: more than %d arguments", origin, line, VM_ARGS_MAX);
-		}
-		d->line[d->argc] = line;
-		d->argv[d->argc++] = opt;
-		if (*val) {
-			d->line[d->argc] = line;
-			d->argv[d->argc++] = val;
-		}
-	}
-	if (!d->argc) {
-		vm_def_free(d);
-		return err_set(code, "%s: the definition has no QEMU options", origin);
-	}
-	return 0;
-}
-
-int vm_def_load(struct vm_def *d, const char *path)
-{
-	char *text;
-	size_t len;
-	int rc;
-
-	if (read_file(path, 64 << 10, &text, &len) < 0)
-		return -1;
-	rc = vm_def_parse(d, text, len, path, EXIT_USAGE);
-	free(text);
-	return rc;
-}
-
-void vm_def_free(struct vm_def *d)
-{
-	free(d->text);
-	free(d->store);
-	memset(d, 0, sizeof(*d));
-}
 
 static int ensure_run_dir(const struct conf *c)
 {
@@ -422,50 +308,4 @@ void vm_kill(const struct conf *c, const char *name, pid_t pid)
 		vm_wait_gone(pid, 5000);
 	}
 	vm_cleanup(c, name);
-}
-
-/* A cold start; in instant mode with a fresh RAM file. */
-static int launch_cold(const struct conf *c, const char *name, const struct vm_def *d,
-		       const char *origin)
-{
-	struct conf_vm vm;
-	struct inst_args a;
-	char ram[CONF_PATH_MAX + 8];
-	uint64_t size;
-
-	conf_vm_get(c, name, &vm);
-	if (!vm.instant)
-		return vm_launch(c, name, d, NULL, false);
-	if (inst_ram_size(d, origin, &size) < 0 || inst_ram_path(c, name, ram, sizeof(ram)) < 0 ||
-	    inst_fresh(ram, size) < 0)
-		return -1;
-	inst_args(&a, ram, size, false);
-	return vm_launch(c, name, d, a.argv, false);
-}
-
-int vm_start(const struct conf *c, const char *name)
-{
-	struct vm_paths p;
-	struct vm_def d;
-	char path[4096];
-	int lock, rc = -1;
-
-	if (vm_paths(c, name, &p) < 0)
-		return -1;
-	if (str_fmt(path, sizeof(path), "%s/%s.vm", c->vm_dir, name) < 0)
-		return err_set(EXIT_USAGE, "vm_dir %s: too long", c->vm_dir);
-	if (access(path, F_OK) < 0)
-		return err_sys(EXIT_USAGE, "no VM '%s': %s", name, path);
-	if (vm_def_load(&d, path) < 0)
-		return -1;
-	lock = vm_lock(c, name);
-	if (lock >= 0) {
-		if (vm_pid(c, name))
-			err_set(EXIT_FAIL, "VM '%s' is already running", name);
-		else
-			rc = launch_cold(c, name, &d, path);
-		close(lock);
-	}
-	vm_def_free(&d);
-	return rc;
 }

@@ -1,5 +1,5 @@
-/* vm: VM definitions (QEMU options, one per line) and the QEMU processes
- * vmsnap runs for them: launch, pidfile, liveness, stop, run-time files. */
+/* vm: the QEMU processes vmsnap runs for VM definitions (vm_def.h): launch,
+ * pidfile, liveness, stop, run-time files, the per-VM lock. */
 #ifndef VMSNAP_VM_H
 #define VMSNAP_VM_H
 
@@ -8,31 +8,7 @@
 #include <sys/types.h>
 
 #include "conf.h"
-
-#define VM_ARGS_MAX 512
-
-struct vm_def {
-	char *text;   /* the definition as written (embedded in images) */
-	size_t len;
-	char *store;  /* argv strings point into this copy */
-	char *argv[VM_ARGS_MAX];
-	int line[VM_ARGS_MAX]; /* the line each argument came from */
-	int argc;
-	int code;          /* exit class of its refusals: EXIT_USAGE file, EXIT_REFUSED image */
-	char origin[256];  /* where it came from, for messages */
-};
-
-/* Parse a definition; origin names it in errors ("vm1.vm", "image x").
- * Options vmsnap itself adds (-qmp, -daemonize, -incoming, ...) are refused
- * with `code` (EXIT_USAGE for files, EXIT_REFUSED for images). */
-int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *origin, int code);
-int vm_def_load(struct vm_def *d, const char *path);
-/* Refuse (with the parse's code) an option value that names a file in
- * run_dir (other VMs' QMP sockets, pidfiles, definitions, locks) or any QMP
- * socket (*.qmp): a definition must not reach vmsnap's control plane.
- * vm_launch checks too; restore calls it right after parsing an image's. */
-int vm_def_check(const struct vm_def *d, const char *run_dir);
-void vm_def_free(struct vm_def *d);
+#include "vm_def.h"
 
 /* Run-time files of VM name under run_dir. */
 struct vm_paths {
@@ -50,9 +26,6 @@ int vm_lock(const struct conf *c, const char *name);
 /* pid of the running QEMU of name, 0 if none (stale pidfile ignored). */
 pid_t vm_pid(const struct conf *c, const char *name);
 
-/* Cold-start VM name from <vm_dir>/NAME.vm (what `vmsnap run` does), under
- * its lock; refuses if it already runs. */
-int vm_start(const struct conf *c, const char *name);
 /* Start QEMU for name with d (daemonized, QMP socket, pidfile) plus extra
  * arguments (NULL-terminated, may be NULL); incoming: paused and waiting for
  * migrate-incoming. QEMU's own error is reported. */

@@ -1,6 +1,6 @@
 /* vm_check: keeps a VM definition away from vmsnap's control plane: no
- * option value may name a file in run_dir or a QMP socket (see vm.h). */
-#include "vm.h"
+ * option value may name a file in run_dir or a QMP socket (see vm_def.h). */
+#include "vm_def.h"
 #include "err.h"
 #include "util.h"
 

@@ -35,6 +35,9 @@ void cmd_print_json(cJSON *o);
 /* Add the phase times of a save or restore (milliseconds) to o. */
 struct snap_times;
 void cmd_add_times(cJSON *o, const struct snap_times *t);
+/* Cold-start VM name from <vm_dir>/NAME.vm under its lock (start.c);
+ * refuses if it already runs. */
+int cmd_start_vm(const struct conf *c, const char *name);
 
 int cmd_run(struct conf *c, int argc, char **argv);
 int cmd_stop(struct conf *c, int argc, char **argv);

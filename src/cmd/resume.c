@@ -82,7 +82,7 @@ static int resume_job(const struct conf *c, const char *name, char *msg, size_t 
 		str_trunc(why, sizeof(why), err_msg());
 		retire(vm.image, why, sizeof(why));
 	}
-	if (vm_start(c, name) < 0)
+	if (cmd_start_vm(c, name) < 0)
 		return err_wrap("%s; cold start failed", why);
 	snprintf(msg, size, "cold-started: %s", why);
 	return 0;

@@ -14,7 +14,7 @@ int cmd_run(struct conf *c, int argc, char **argv)
 	optind = 1;
 	if (cmd_getopt(argc, argv, "", opts) != -1 || argc - optind != 1)
 		return cmd_usage(cmd_find("run"));
-	if (vm_paths(c, argv[optind], &p) < 0 || vm_start(c, argv[optind]) < 0)
+	if (vm_paths(c, argv[optind], &p) < 0 || cmd_start_vm(c, argv[optind]) < 0)
 		return cmd_fail("run");
 	printf("started VM '%s' (pid %d, QMP %s)\n", argv[optind], (int)vm_pid(c, argv[optind]), p.qmp);
 	return EXIT_OK;

@@ -1,0 +1,55 @@
+/* start: the cold start of a VM from its definition in vm_dir, with a fresh
+ * RAM file in instant mode (what `vmsnap run` and boot-time resume do). */
+#include "cmd.h"
+#include "err.h"
+#include "instant.h"
+#include "util.h"
+#include "vm.h"
+
+#include <unistd.h>
+
+/* A cold start; in instant mode with a fresh RAM file. */
+static int launch_cold(const struct conf *c, const char *name, const struct vm_def *d,
+		       const char *origin)
+{
+	struct conf_vm vm;
+	struct inst_args a;
+	char ram[CONF_PATH_MAX + 8];
+	uint64_t size;
+
+	conf_vm_get(c, name, &vm);
+	if (!vm.instant)
+		return vm_launch(c, name, d, NULL, false);
+	if (inst_ram_size(d, origin, &size) < 0 || inst_ram_path(c, name, ram, sizeof(ram)) < 0 ||
+	    inst_fresh(ram, size) < 0)
+		return -1;
+	inst_args(&a, ram, size, false);
+	return vm_launch(c, name, d, a.argv, false);
+}
+
+int cmd_start_vm(const struct conf *c, const char *name)
+{
+	struct vm_paths p;
+	struct vm_def d;
+	char path[4096];
+	int lock, rc = -1;
+
+	if (vm_paths(c, name, &p) < 0)
+		return -1;
+	if (str_fmt(path, sizeof(path), "%s/%s.vm", c->vm_dir, name) < 0)
+		return err_set(EXIT_USAGE, "vm_dir %s: too long", c->vm_dir);
+	if (access(path, F_OK) < 0)
+		return err_sys(EXIT_USAGE, "no VM '%s': %s", name, path);
+	if (vm_def_load(&d, path) < 0)
+		return -1;
+	lock = vm_lock(c, name);
+	if (lock >= 0) {
+		if (vm_pid(c, name))
+			err_set(EXIT_FAIL, "VM '%s' is already running", name);
+		else
+			rc = launch_cold(c, name, &d, path);
+		close(lock);
+	}
+	vm_def_free(&d);
+	return rc;
+}

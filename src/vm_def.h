@@ -1,0 +1,33 @@
+/* vm_def: a VM definition (QEMU options, one per line) parsed into an argv,
+ * and the checks that keep it off vmsnap's control plane (vm_check.c). */
+#ifndef VMSNAP_VM_DEF_H
+#define VMSNAP_VM_DEF_H
+
+#include <stddef.h>
+
+#define VM_ARGS_MAX 512
+
+struct vm_def {
+	char *text;   /* the definition as written (embedded in images) */
+	size_t len;
+	char *store;  /* argv strings point into this copy */
+	char *argv[VM_ARGS_MAX];
+	int line[VM_ARGS_MAX]; /* the line each argument came from */
+	int argc;
+	int code;          /* exit class of its refusals: EXIT_USAGE file, EXIT_REFUSED image */
+	char origin[256];  /* where it came from, for messages */
+};
+
+/* Parse a definition; origin names it in errors ("vm1.vm", "image x").
+ * Options vmsnap itself adds (-qmp, -daemonize, -incoming, ...) are refused
+ * with `code` (EXIT_USAGE for files, EXIT_REFUSED for images). */
+int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *origin, int code);
+int vm_def_load(struct vm_def *d, const char *path);
+/* Refuse (with the parse's code) an option value that names a file in
+ * run_dir (other VMs' QMP sockets, pidfiles, definitions, locks) or any QMP
+ * socket (*.qmp): a definition must not reach vmsnap's control plane.
+ * vm_launch checks too; restore calls it right after parsing an image's. */
+int vm_def_check(const struct vm_def *d, const char *run_dir);
+void vm_def_free(struct vm_def *d);
+
+#endif
