@@ -3,6 +3,7 @@
  * and blinding, and comes from the kernel through mbedtls' entropy pool. */
 #include "sign.h"
 #include "err.h"
+#include "image.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -265,4 +266,18 @@ int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t 
 	}
 	closedir(d);
 	return err_set(EXIT_REFUSED, "wrong key: no key in %s matches the image's signer", dir);
+}
+
+int sig_sign_header(struct img_header *h, const char *key_path)
+{
+	uint8_t bytes[IMG_HEADER_SIZE], hash[SIG_HASH];
+
+	/* The key id is part of what is signed, so it is set first. */
+	if (sig_key_id(key_path, h->key_id) < 0)
+		return -1;
+	memset(h->sig, 0, sizeof(h->sig));
+	h->sig_len = 0;
+	img_signed_bytes(h, bytes);
+	sig_sha256(bytes, sizeof(bytes), hash);
+	return sig_sign(key_path, hash, h->sig, &h->sig_len, IMG_SIG_MAX);
 }

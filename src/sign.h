@@ -20,7 +20,12 @@ void sig_sha256(const void *buf, size_t len, uint8_t out[SIG_HASH]);
 int sig_payload_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
 		       uint8_t out[SIG_HASH]);
 
+struct img_header;
+
 #if CONFIG_SIGNING
+/* Sign an image header with the private key at key_path: its key id, then
+ * a signature over its signed bytes (the digest fields must be final). */
+int sig_sign_header(struct img_header *h, const char *key_path);
 /* New P-256 key pair: private PEM (mode 0600, never overwritten) and public PEM. */
 int sig_keygen(const char *priv_path, const char *pub_path);
 /* key_id of the private key at path: SHA-256 of its public key (DER). */
@@ -39,6 +44,7 @@ static inline int sig_unavailable(void)
 {
 	return err_set(EXIT_USAGE, "this vmsnap was built without signing (CONFIG_SIGNING)");
 }
+static inline int sig_sign_header(struct img_header *h, const char *k) { (void)h; (void)k; return sig_unavailable(); }
 static inline int sig_keygen(const char *a, const char *b) { (void)a; (void)b; return sig_unavailable(); }
 static inline int sig_key_id(const char *k, uint8_t id[SIG_HASH]) { (void)k; (void)id; return sig_unavailable(); }
 static inline int sig_sign(const char *k, const uint8_t h[SIG_HASH], uint8_t *s, uint16_t *l, size_t m)

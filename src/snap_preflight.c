@@ -20,7 +20,7 @@
 
 /* The RAM file of a golden instant image already at the target, to remove
  * once the new image has replaced it. */
-void save_note_old_ram(struct save *s, const char *target)
+void snap_save_note_old_ram(struct save *s, const char *target)
 {
 	struct img_header h;
 	uint64_t size;
@@ -43,7 +43,7 @@ void save_note_old_ram(struct save *s, const char *target)
 }
 
 /* What QEMU tells about the VM before anything changes. */
-int save_query_vm(struct save *s)
+int snap_save_query_vm(struct save *s)
 {
 	cJSON *r, *args;
 	const char *m;
@@ -123,7 +123,7 @@ static int preflight_room(struct save *s, const char *target, enum stor_kind kin
 }
 
 /* Everything that can refuse, before the VM stops. */
-int save_preflight(struct save *s, const char *target)
+int snap_save_preflight(struct save *s, const char *target)
 {
 	enum stor_kind kind;
 	uint64_t cap;

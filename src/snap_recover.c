@@ -103,7 +103,7 @@ int snap_recover(const struct conf *c, const char *name, struct qmp *q, pid_t qe
 }
 
 /* Put the VM back as it was after a failure. */
-enum after save_roll_back(struct save *s)
+enum after snap_save_roll_back(struct save *s)
 {
 	cJSON *r;
 
@@ -137,7 +137,7 @@ enum after save_roll_back(struct save *s)
 }
 
 /* When the target's file system filled up, say how full it is. */
-void save_explain_full(struct save *s, char *msg, size_t size)
+void snap_save_explain_full(struct save *s, char *msg, size_t size)
 {
 	struct statvfs sv;
 	char a[32], b[32];

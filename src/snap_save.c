@@ -142,7 +142,7 @@ static int finish(struct save *s)
 		if (rc < 0)
 			return -1;
 		s->res->t.digest = now_ms() - t;
-		if (vfy_sign_header(&s->h, s->o->sign_key) < 0)
+		if (sig_sign_header(&s->h, s->o->sign_key) < 0)
 			return -1;
 		s->res->signed_ = true;
 	}
@@ -191,7 +191,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 
 	if (qmp_connect(&s.q, s.paths.qmp, QMP_TIMEOUT_MS) < 0)
 		goto out;
-	if (snap_recover(c, name, &s.q, s.pid) < 0 || save_query_vm(&s) < 0 ||
+	if (snap_recover(c, name, &s.q, s.pid) < 0 || snap_save_query_vm(&s) < 0 ||
 	    (rc = inst_detect(&s.q, s.ram, sizeof(s.ram))) < 0)
 		goto out;
 	if (rc == INST_SHARED) { /* instant mode: a small stream, the RAM stays in its file */
@@ -201,10 +201,10 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	if (rc != INST_NONE)
 		s.h.flags |= IMG_F_RAM_BACKEND;
 	rc = -1;
-	if (save_preflight(&s, target) < 0)
+	if (snap_save_preflight(&s, target) < 0)
 		goto out;
 	if (s.h.version == 4)
-		save_note_old_ram(&s, target);
+		snap_save_note_old_ram(&s, target);
 	if (stor_create(&s.t, target, o->bypass_cache && s.h.version != 4, o->insisted) < 0)
 		goto out;
 	if (s.t.dfd >= 0)
@@ -260,9 +260,9 @@ out:
 		char gone[160];
 		str_copy(saved_err, sizeof(saved_err), err_msg());
 		saved_code = err_code();
-		save_explain_full(&s, saved_err, sizeof(saved_err));
+		snap_save_explain_full(&s, saved_err, sizeof(saved_err));
 		if (s.q.fd > 0)
-			after = save_roll_back(&s);
+			after = snap_save_roll_back(&s);
 		snprintf(gone, sizeof(gone), "; QEMU of VM '%s' is gone: start it again with vmsnap run %s",
 			 name, name);
 		err_set(saved_code, "%s%s", saved_err,

@@ -37,14 +37,14 @@ struct save {
 
 /* Before the stop (snap_preflight.c): what QEMU says about the VM, and every
  * check that can refuse. */
-int save_query_vm(struct save *s);
-int save_preflight(struct save *s, const char *target);
-void save_note_old_ram(struct save *s, const char *target);
+int snap_save_query_vm(struct save *s);
+int snap_save_preflight(struct save *s, const char *target);
+void snap_save_note_old_ram(struct save *s, const char *target);
 
 /* After a failure (snap_recover.c): put the VM back as it was. */
 enum after { VM_UNTOUCHED, VM_RUNNING_AGAIN, VM_PAUSED, VM_GONE };
-enum after save_roll_back(struct save *s);
+enum after snap_save_roll_back(struct save *s);
 /* When the target's file system filled up, add how full it is to msg. */
-void save_explain_full(struct save *s, char *msg, size_t size);
+void snap_save_explain_full(struct save *s, char *msg, size_t size);
 
 #endif

@@ -244,3 +244,16 @@ int fsync_parent(const char *path)
 	close(fd);
 	return rc < 0 ? err_sys(EXIT_FAIL, "syncing directory %s", dir) : 0;
 }
+
+const char *fmt_hex(const uint8_t *d, size_t n, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n && 2 * i + 2 < size; i++) {
+		buf[2 * i] = hex[d[i] >> 4];
+		buf[2 * i + 1] = hex[d[i] & 15];
+	}
+	buf[2 * i] = 0;
+	return buf;
+}

@@ -34,6 +34,8 @@ int read_file(const char *path, size_t max, char **out, size_t *len);
 
 /* "1.50 GiB" style, into buf. */
 const char *fmt_bytes(uint64_t n, char *buf, size_t size);
+/* Lower-case hex of n bytes (a digest, a key id), cut to fit buf. */
+const char *fmt_hex(const uint8_t *d, size_t n, char *buf, size_t size);
 /* Parse "123", "4K", "1M", "2G", "1T" (binary units); -1 on junk. */
 int parse_size(const char *s, uint64_t *out);
 /* Parse an unsigned decimal within [min, max]; -1 on junk or range. */

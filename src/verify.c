@@ -12,19 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-const char *vfy_hex(const uint8_t *d, size_t n, char *buf, size_t size)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n && 2 * i + 2 < size; i++) {
-		buf[2 * i] = hex[d[i] >> 4];
-		buf[2 * i + 1] = hex[d[i] & 15];
-	}
-	buf[2 * i] = 0;
-	return buf;
-}
-
 int vfy_read(int fd, uint64_t size, const char *path, struct img_header *h, char **def)
 {
 	uint8_t buf[IMG_HEADER_SIZE], digest[SIG_HASH];
@@ -169,20 +156,6 @@ int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 		return -1;
 	}
 	return 0;
-}
-
-int vfy_sign_header(struct img_header *h, const char *key_path)
-{
-	uint8_t bytes[IMG_HEADER_SIZE], hash[SIG_HASH];
-
-	/* The key id is part of what is signed, so it is set first. */
-	if (sig_key_id(key_path, h->key_id) < 0)
-		return -1;
-	memset(h->sig, 0, sizeof(h->sig));
-	h->sig_len = 0;
-	img_signed_bytes(h, bytes);
-	sig_sha256(bytes, sizeof(bytes), hash);
-	return sig_sign(key_path, hash, h->sig, &h->sig_len, IMG_SIG_MAX);
 }
 
 void vfy_free(struct vfy_result *r)

@@ -38,11 +38,4 @@ void vfy_free(struct vfy_result *r);
 /* Read just the header and definition, with the header's own checks. */
 int vfy_read(int fd, uint64_t size, const char *path, struct img_header *h, char **def);
 
-/* Sign h with the private key at key_path: key id, signature over the
- * header's signed bytes (h->digest fields must be final). */
-int vfy_sign_header(struct img_header *h, const char *key_path);
-
-/* Hex of a digest, for messages. */
-const char *vfy_hex(const uint8_t *d, size_t n, char *buf, size_t size);
-
 #endif

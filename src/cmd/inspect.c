@@ -50,7 +50,7 @@ static void hex_field(cJSON *o, const char *key, const uint8_t *d, size_t n)
 	if (zero)
 		cJSON_AddNullToObject(o, key);
 	else
-		cJSON_AddStringToObject(o, key, vfy_hex(d, n, hex, sizeof(hex)));
+		cJSON_AddStringToObject(o, key, fmt_hex(d, n, hex, sizeof(hex)));
 }
 
 static cJSON *describe(int fd, uint64_t size, const char *path, const struct img_header *h,

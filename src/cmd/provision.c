@@ -281,7 +281,7 @@ static void report(const struct prov *p, uint64_t total_ms)
 	       (double)p->sync_ms / 1e3);
 	printf("verified: source (%.2f s) and target read back (%.2f s): header, definition, signature (key %s, id %s), payload digest ok\n",
 	       (double)p->sv.digest_ms / 1e3, (double)p->tv.digest_ms / 1e3, p->tv.key_used,
-	       vfy_hex(p->tv.h.key_id, 8, hex, sizeof(hex)));
+	       fmt_hex(p->tv.h.key_id, 8, hex, sizeof(hex)));
 	if (p->sv.h.version == 4)
 		printf("RAM file %s: %s written (holes kept), digest verified; fs-verity %s\n", p->ram,
 		       fmt_bytes(p->ram_bytes, b, sizeof(b)),

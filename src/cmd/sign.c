@@ -73,7 +73,7 @@ int cmd_sign(struct conf *c, int argc, char **argv)
 		return cmd_fail("sign");
 	if (golden)
 		h.flags |= IMG_F_GOLDEN;
-	if (vfy_sign_header(&h, key) < 0)
+	if (sig_sign_header(&h, key) < 0)
 		return cmd_fail("sign");
 	if (stor_rewrite_header(path, &h) < 0)
 		return cmd_fail("sign");

@@ -39,7 +39,7 @@ int cmd_verify(struct conf *c, int argc, char **argv)
 	printf("header: ok\ndefinition: ok\n");
 	if (r.signature_checked)
 		printf("signature: ok (key %s, id %s)\n", r.key_used,
-		       vfy_hex(r.h.key_id, 8, hex, sizeof(hex)));
+		       fmt_hex(r.h.key_id, 8, hex, sizeof(hex)));
 	else
 		printf("signature: %s\n", r.h.sig_len ? "not checked (no trusted key available)" : "none");
 	if (r.payload_checked)

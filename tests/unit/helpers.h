@@ -140,7 +140,7 @@ static inline void tu_write_image(const char *path, struct img_header *h, const 
 	if (chunk && sig_payload_digest(fd, h->stream_offset, h->stream_length, chunk, 1,
 					h->payload_digest) < 0)
 		fail_msg("payload digest: %s", tu_msg());
-	if (key && vfy_sign_header(h, key) < 0)
+	if (key && sig_sign_header(h, key) < 0)
 		fail_msg("signing: %s", tu_msg());
 	img_encode(h, hdr);
 	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))

@@ -1,5 +1,5 @@
 /* test_sign: P-256 keygen, key ids, sign/verify and its refusals, trusted key
- * directories, header signatures (vfy_sign_header), keys made by openssl. */
+ * directories, header signatures (sig_sign_header), keys made by openssl. */
 #include "helpers.h"
 #include "sign.h"
 #include "verify.h"
@@ -190,7 +190,7 @@ static void test_signed_header_verifies_over_signed_bytes(void **s)
 	(void)s;
 	tu_header(&h, 100, 4096);
 	h.state = IMG_PARTIAL;
-	assert_int_equal(vfy_sign_header(&h, priv_a), 0);
+	assert_int_equal(sig_sign_header(&h, priv_a), 0);
 	assert_int_equal(sig_key_id(priv_a, id), 0);
 	assert_memory_equal(h.key_id, id, SIG_HASH);
 	assert_in_range(h.sig_len, 8, IMG_SIG_MAX);
