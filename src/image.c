@@ -119,7 +119,7 @@ static int text_field(char *dst, const uint8_t *src, size_t size, const char *fi
 /* v4 names its RAM file; other versions have none (all zero). */
 static int decode_ram(struct img_header *h, const uint8_t *b)
 {
-	if (h->version < 4) {
+	if (h->version < IMG_VERSION_INSTANT) {
 		for (size_t i = O_RAM_PATH; i < O_END_OF_FIELDS; i++)
 			if (b[i])
 				return refuse("ram_path", "is set in an image without a RAM file");

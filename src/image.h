@@ -14,6 +14,7 @@
 #define IMG_DIGEST 32u
 #define IMG_VERSION_MIN 2
 #define IMG_VERSION_MAX 4
+#define IMG_VERSION_INSTANT 4 /* instant mode: the RAM stays in a file the image names */
 #define IMG_RAM_PATH 256u
 #define IMG_CHANNELS_MAX 256u
 

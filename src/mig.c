@@ -1,6 +1,7 @@
 /* mig: migration capabilities, fd passing and the wait loop (see mig.h). */
 #include "mig.h"
 #include "err.h"
+#include "image.h"
 #include "log.h"
 #include "util.h"
 
@@ -56,7 +57,7 @@ static cJSON *cap(const char *name, bool on)
 
 int mig_setup(struct qmp *q, const struct mig_opts *o)
 {
-	bool v3 = o->version == 3, v4 = o->version == 4, has_mapped, has_ignore;
+	bool v3 = o->version == 3, v4 = o->version == IMG_VERSION_INSTANT, has_mapped, has_ignore;
 	cJSON *list, *args, *params, *caps;
 
 	if (qmp_call(q, "query-migrate-capabilities", NULL, NULL, 0, &caps) < 0)

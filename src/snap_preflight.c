@@ -33,7 +33,7 @@ void snap_save_note_old_ram(struct save *s, const char *target)
 		return;
 	}
 	if (vfy_read(fd, size, target, &h, &def) == 0) {
-		if (h.version == 4 && (h.flags & IMG_F_GOLDEN) &&
+		if (h.version == IMG_VERSION_INSTANT && (h.flags & IMG_F_GOLDEN) &&
 		    inst_resolve(&h, target, s->old_ram, sizeof(s->old_ram)) < 0)
 			s->old_ram[0] = 0;
 		free(def);
@@ -129,11 +129,11 @@ int snap_save_preflight(struct save *s, const char *target)
 	uint64_t cap;
 	char a[32], b[32], n[32];
 
-	if (stor_check_save(target, s->h.version == 4 ? 2 : (int)s->h.version, &kind, &cap) < 0)
+	if (stor_check_save(target, s->h.version == IMG_VERSION_INSTANT ? 2 : (int)s->h.version, &kind, &cap) < 0)
 		return -1;
 	if (s->o->sign_key && sig_key_id(s->o->sign_key, s->h.key_id) < 0)
 		return err_wrap("sign_key");
-	if (s->h.version == 4)
+	if (s->h.version == IMG_VERSION_INSTANT)
 		return preflight_instant(s, target, kind);
 	if (s->h.version == 3) {
 		int has = mig_has_cap(&s->q, "mapped-ram");

@@ -159,12 +159,12 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 		goto out;
 	}
 	/* v3: QEMU's page reads use it; v2: the relay reads aligned blocks with it. */
-	if (o->bypass_cache && v.h.version != 4 && (dfd = open_direct(image, o->insisted)) == -1)
+	if (o->bypass_cache && v.h.version != IMG_VERSION_INSTANT && (dfd = open_direct(image, o->insisted)) == -1)
 		goto out;
 	if (dfd < 0)
 		dfd = -1;
 
-	if (v.h.version == 4) {
+	if (v.h.version == IMG_VERSION_INSTANT) {
 		/* Resume-once: the guest continues in its RAM file; golden: every
 		 * boot starts from the same pristine file, mapped privately. */
 		inst_args(&ia, v.ram_path, v.h.ram_bytes, res->golden);

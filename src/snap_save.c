@@ -108,7 +108,7 @@ static int finish(struct save *s)
 	struct stat st;
 	uint64_t t;
 
-	if (s->h.version == 4) {
+	if (s->h.version == IMG_VERSION_INSTANT) {
 		t = now_ms();
 		if (inst_sync(s->ram) < 0)
 			return -1;
@@ -137,7 +137,7 @@ static int finish(struct save *s)
 		rc = sig_payload_digest(rfd, s->h.stream_offset, s->h.stream_length, SIG_CHUNK,
 					usable_cpus(), s->h.payload_digest);
 		close(rfd);
-		if (rc == 0 && s->h.version == 4)
+		if (rc == 0 && s->h.version == IMG_VERSION_INSTANT)
 			rc = inst_digest(s->ram, s->h.ram_bytes, s->h.ram_digest);
 		if (rc < 0)
 			return -1;
@@ -195,7 +195,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	    (rc = inst_detect(&s.q, s.ram, sizeof(s.ram))) < 0)
 		goto out;
 	if (rc == INST_SHARED) { /* instant mode: a small stream, the RAM stays in its file */
-		s.h.version = 4;
+		s.h.version = IMG_VERSION_INSTANT;
 		s.h.channels = 1;
 	}
 	if (rc != INST_NONE)
@@ -203,9 +203,9 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	rc = -1;
 	if (snap_save_preflight(&s, target) < 0)
 		goto out;
-	if (s.h.version == 4)
+	if (s.h.version == IMG_VERSION_INSTANT)
 		snap_save_note_old_ram(&s, target);
-	if (stor_create(&s.t, target, o->bypass_cache && s.h.version != 4, o->insisted) < 0)
+	if (stor_create(&s.t, target, o->bypass_cache && s.h.version != IMG_VERSION_INSTANT, o->insisted) < 0)
 		goto out;
 	if (s.t.dfd >= 0)
 		s.h.flags |= IMG_F_DIRECT_IO;
@@ -269,7 +269,7 @@ out:
 			after == VM_GONE ? gone :
 			after == VM_RUNNING_AGAIN ? "; the VM is running again" :
 			after == VM_PAUSED ? "; the VM stays paused (a new save resumes it first)" : "");
-		if (s.h.version == 4 && o->golden && s.h.ram_path[0] &&
+		if (s.h.version == IMG_VERSION_INSTANT && o->golden && s.h.ram_path[0] &&
 		    inst_resolve(&s.h, s.t.path, s.old_ram, sizeof(s.old_ram)) == 0)
 			unlink(s.old_ram); /* the link this save made */
 	} else if (s.old_ram[0]) {

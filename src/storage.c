@@ -1,6 +1,7 @@
 /* storage: targets, temp files, O_DIRECT and the durable commit (storage.h). */
 #include "storage.h"
 #include "err.h"
+#include "image.h"
 #include "log.h"
 #include "util.h"
 
@@ -77,7 +78,7 @@ int stor_check_save(const char *path, int version, enum stor_kind *kind, uint64_
 	if (S_ISBLK(st.st_mode)) {
 		int fd;
 		*kind = STOR_BLK;
-		if (version == 4)
+		if (version == IMG_VERSION_INSTANT)
 			return err_set(EXIT_USAGE,
 				       "target %s is a block device: an instant-mode image comes with its RAM file and needs a file system",
 				       path);

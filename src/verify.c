@@ -151,7 +151,7 @@ int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 		return err_set(EXIT_REFUSED, "image %s is signed without a payload digest: its RAM is not covered",
 			       path);
 	}
-	if (r->h.version == 4 && check_ram(path, o, r) < 0) {
+	if (r->h.version == IMG_VERSION_INSTANT && check_ram(path, o, r) < 0) {
 		vfy_free(r);
 		return -1;
 	}

@@ -87,7 +87,7 @@ static cJSON *describe(int fd, uint64_t size, const char *path, const struct img
 	}
 	cJSON_AddStringToObject(o, "signature", h->sig_len ? "present (check with vmsnap verify)" : "none");
 	hex_field(o, "key_id", h->key_id, IMG_DIGEST);
-	if (h->version == 4) {
+	if (h->version == IMG_VERSION_INSTANT) {
 		cJSON_AddStringToObject(o, "ram_file", h->ram_path);
 		cJSON_AddNumberToObject(o, "ram_file_size", (double)h->ram_bytes);
 		cJSON_AddNumberToObject(o, "ram_file_dev", (double)h->ram_dev);

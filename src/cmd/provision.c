@@ -63,7 +63,7 @@ static int check_target(struct prov *p, const struct img_header *h)
 	uint64_t cap;
 	char a[32], b[32];
 
-	if (h->version == 4 && (!(h->flags & IMG_F_GOLDEN) || h->ram_path[0] == '/'))
+	if (h->version == IMG_VERSION_INSTANT && (!(h->flags & IMG_F_GOLDEN) || h->ram_path[0] == '/'))
 		return err_set(EXIT_USAGE,
 			       "image %s is a resume-once instant image tied to this machine's RAM file: provision golden images (save --golden)",
 			       p->src);
@@ -228,7 +228,7 @@ static int provision(struct prov *p)
 	if (copy_plan(&p->cp) < 0)
 		return -1;
 	catch_signals();
-	if (p->sv.h.version == 4 && provision_ram(p) < 0)
+	if (p->sv.h.version == IMG_VERSION_INSTANT && provision_ram(p) < 0)
 		return -1;
 	if (stor_create(&p->t, p->dst, IS_ENABLED(CONFIG_DIRECT_IO), false) < 0)
 		return -1;
@@ -245,7 +245,7 @@ static int provision(struct prov *p)
 	if (copy_run(&p->cp) < 0 || commit(p, &h) < 0)
 		return -1;
 	/* The verified RAM file becomes immutable where the kernel offers it. */
-	if (p->sv.h.version == 4 && (p->verity = inst_enable_verity(p->ram)) < 0)
+	if (p->sv.h.version == IMG_VERSION_INSTANT && (p->verity = inst_enable_verity(p->ram)) < 0)
 		return -1;
 	return 0;
 }
@@ -282,7 +282,7 @@ static void report(const struct prov *p, uint64_t total_ms)
 	printf("verified: source (%.2f s) and target read back (%.2f s): header, definition, signature (key %s, id %s), payload digest ok\n",
 	       (double)p->sv.digest_ms / 1e3, (double)p->tv.digest_ms / 1e3, p->tv.key_used,
 	       fmt_hex(p->tv.h.key_id, 8, hex, sizeof(hex)));
-	if (p->sv.h.version == 4)
+	if (p->sv.h.version == IMG_VERSION_INSTANT)
 		printf("RAM file %s: %s written (holes kept), digest verified; fs-verity %s\n", p->ram,
 		       fmt_bytes(p->ram_bytes, b, sizeof(b)),
 		       p->verity ? "enabled: the kernel checks every page read" : "not offered by this file system or kernel");

@@ -2,6 +2,7 @@
  * block device for v2); QEMU exits afterwards unless --keep-running. */
 #include "cmd.h"
 #include "err.h"
+#include "image.h"
 #include "log.h"
 #include "snap.h"
 #include "util.h"
@@ -38,10 +39,10 @@ static void report(const char *name, const char *target, const struct save_opts 
 		return;
 	}
 	printf("saved VM '%s' to %s: v%d%s, %s RAM, image %s, %.3f s (stream %.3f s, %ssync %.3f s, digest %.3f s)%s\n",
-	       name, target, r->version, r->version == 4 ? " (instant)" : "",
+	       name, target, r->version, r->version == IMG_VERSION_INSTANT ? " (instant)" : "",
 	       fmt_bytes(r->ram_size, ram, sizeof(ram)), fmt_bytes(r->image_size, img, sizeof(img)),
 	       (double)r->t.total / 1e3, (double)r->t.migrate / 1e3,
-	       r->version == 4 ? ram_sync_text(r, rs, sizeof(rs)) : "", (double)r->t.sync / 1e3,
+	       r->version == IMG_VERSION_INSTANT ? ram_sync_text(r, rs, sizeof(rs)) : "", (double)r->t.sync / 1e3,
 	       (double)r->t.digest / 1e3, r->signed_ ? ", signed" : "");
 }
 

@@ -61,14 +61,14 @@ int cmd_sign(struct conf *c, int argc, char **argv)
 		return cmd_fail("sign");
 	}
 	close(fd);
-	if (golden && h.version == 4 && h.ram_path[0] == '/') {
+	if (golden && h.version == IMG_VERSION_INSTANT && h.ram_path[0] == '/') {
 		err_set(EXIT_USAGE,
 			"image %s refers to the running RAM file %s, which a cold start replaces: make golden instant images with save --golden",
 			path, h.ram_path);
 		return cmd_fail("sign");
 	}
 	/* Instant mode: the RAM file's content is signed too. */
-	if (h.version == 4 && (inst_check(&h, path, ram, sizeof(ram)) < 0 ||
+	if (h.version == IMG_VERSION_INSTANT && (inst_check(&h, path, ram, sizeof(ram)) < 0 ||
 			       inst_digest(ram, h.ram_bytes, h.ram_digest) < 0))
 		return cmd_fail("sign");
 	if (golden)
