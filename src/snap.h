@@ -34,6 +34,7 @@ struct save_result {
 	int version; /* 4 when the VM was in instant mode */
 	bool direct_io;
 	bool signed_;
+	char not_resumed[200]; /* --keep-running: why the VM did not resume ("" it did) */
 };
 
 int snap_save(const struct conf *c, const char *name, const char *target,

@@ -16,6 +16,7 @@
 #include "vm.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,14 +26,12 @@
 #include <time.h>
 #include <unistd.h>
 
-
 unsigned snap_channels(unsigned requested)
 {
 	unsigned n = requested ? requested : (unsigned)usable_cpus();
 
 	return n > CONFIG_MAX_CHANNELS ? CONFIG_MAX_CHANNELS : n;
 }
-
 
 static int write_prologue(struct save *s)
 {
@@ -155,135 +154,223 @@ static int finish(struct save *s)
 	return 0;
 }
 
+/* The VM's lock, its QEMU and the definition it runs with: a save needs all three. */
+static int attach(struct save *s, int *lock)
+{
+	if (vm_paths(s->c, s->name, &s->paths) < 0 || (*lock = vm_lock(s->c, s->name)) < 0)
+		return -1;
+	s->pid = vm_pid(s->c, s->name);
+	if (!s->pid)
+		return err_set(EXIT_USAGE, "VM '%s' is not running (start it with: vmsnap run %s)",
+			       s->name, s->name);
+	if (read_file(s->paths.def, IMG_DEF_MAX, &s->def, &s->def_len) < 0)
+		return err_wrap("VM '%s' has no launch definition", s->name);
+	return 0;
+}
+
+static void header_init(struct save *s)
+{
+	const struct save_opts *o = s->o;
+
+	s->h.version = (uint32_t)o->version;
+	s->h.state = IMG_PARTIAL;
+	s->h.created = (uint64_t)time(NULL);
+	s->h.def_offset = IMG_HEADER_SIZE;
+	s->h.def_length = s->def_len;
+	s->h.stream_offset = img_stream_offset(s->def_len);
+	s->h.channels = o->version == 3 ? snap_channels(o->channels) : 1;
+	if (o->golden)
+		s->h.flags |= IMG_F_GOLDEN;
+	str_copy(s->h.name, sizeof(s->h.name), s->name);
+	sig_sha256(s->def, s->def_len, s->h.def_digest);
+}
+
+/* What QEMU says about the VM, after undoing what a dead save left in it;
+ * a VM in instant mode gets a v4 image whatever the format asked. */
+static int inspect_vm(struct save *s)
+{
+	int ram;
+
+	if (qmp_connect(&s->q, s->paths.qmp, QMP_TIMEOUT_MS) < 0 ||
+	    snap_recover(s->c, s->name, &s->q, s->pid) < 0 || snap_save_query_vm(s) < 0 ||
+	    (ram = inst_detect(&s->q, s->ram, sizeof(s->ram))) < 0)
+		return -1;
+	if (ram == INST_SHARED) { /* instant mode: a small stream, the RAM stays in its file */
+		s->h.version = IMG_VERSION_INSTANT;
+		s->h.channels = 1;
+	}
+	if (ram != INST_NONE)
+		s->h.flags |= IMG_F_RAM_BACKEND;
+	return 0;
+}
+
+/* Every check, then the target with its "in progress" header: still
+ * nothing changed for the VM. */
+static int open_target(struct save *s, const char *target)
+{
+	bool instant = s->h.version == IMG_VERSION_INSTANT;
+
+	if (snap_save_preflight(s, target) < 0)
+		return -1;
+	if (instant)
+		snap_save_note_old_ram(s, target);
+	if (stor_create(&s->t, target, s->o->bypass_cache && !instant, s->o->insisted) < 0)
+		return -1;
+	if (s->t.dfd >= 0)
+		s->h.flags |= IMG_F_DIRECT_IO;
+	s->file_uri = mig_file_transport(&s->q, (int)s->h.version, s->t.kind == STOR_REG,
+					 s->t.dfd >= 0);
+	return write_prologue(s);
+}
+
+/* A running VM is paused for a consistent stream; the mark lets the next
+ * save resume it should this one die. */
+static int stop_vm(struct save *s)
+{
+	if (!(s->h.flags & IMG_F_WAS_RUNNING))
+		return 0;
+	snap_stop_mark(s->c, s->name, s->pid);
+	if (qmp_call(&s->q, "stop", NULL, NULL, 0, NULL) < 0) {
+		snap_stop_mark(s->c, s->name, 0);
+		return -1;
+	}
+	s->stopped = true;
+	stor_crash_point("after-stop"); /* VM paused, no migration yet */
+	return 0;
+}
+
+/* Everything that can fail, from the first question to QEMU to the image
+ * committed with its complete header. */
+static int save_steps(struct save *s, const char *target)
+{
+	struct mig_stats st;
+
+	if (inspect_vm(s) < 0 || open_target(s, target) < 0 || stop_vm(s) < 0 ||
+	    migrate(s, &st) < 0 || finish(s) < 0)
+		return -1;
+	s->res->t.migrate = st.qemu_ms;
+	return 0;
+}
+
+/* The image is complete: the VM runs on (--keep-running) or QEMU quits. A
+ * VM that does not resume is told in the result; the image stands. */
+static void leave_vm(struct save *s)
+{
+	uint64_t t = now_ms();
+
+	s->migrating = false;
+	if (s->fdset >= 0) {
+		mig_remove_fdset(&s->q, s->fdset);
+		s->fdset = -1;
+	}
+	if (s->o->keep_running) {
+		if (s->stopped && qmp_call(&s->q, "cont", NULL, NULL, 0, NULL) < 0)
+			str_trunc(s->res->not_resumed, sizeof(s->res->not_resumed), err_msg());
+		else
+			snap_stop_mark(s->c, s->name, 0);
+		return;
+	}
+	if (qmp_call(&s->q, "quit", NULL, NULL, 0, NULL) < 0)
+		log_debug("quit: %s", err_msg());
+	if (vm_wait_gone(s->pid, 10000) < 0) {
+		log_warn("QEMU of VM '%s' (pid %d) did not exit after quit", s->name, (int)s->pid);
+	} else {
+		vm_cleanup(s->c, s->name);
+		snap_stop_mark(s->c, s->name, 0);
+	}
+	s->res->t.qemu_exit = now_ms() - t;
+}
+
+static void fill_result(const struct save *s, struct save_result *res)
+{
+	res->ram_size = s->h.ram_size;
+	res->stream_length = s->h.stream_length;
+	res->image_size = s->h.stream_offset + s->h.stream_length;
+	res->channels = s->h.channels;
+	res->version = (int)s->h.version;
+	res->direct_io = s->t.dfd >= 0;
+}
+
+/* The save failed: the VM is put back as it was and the error says how it
+ * was left (and, on a full file system, how full). */
+static void fail(struct save *s)
+{
+	enum after after = VM_UNTOUCHED;
+	char msg[600], gone[160];
+	int code = err_code();
+
+	str_copy(msg, sizeof(msg), err_msg());
+	snap_save_explain_full(s, msg, sizeof(msg));
+	if (s->q.fd > 0)
+		after = snap_save_roll_back(s);
+	snprintf(gone, sizeof(gone), "; QEMU of VM '%s' is gone: start it again with vmsnap run %s",
+		 s->name, s->name);
+	err_set(code, "%s%s", msg,
+		after == VM_GONE ? gone :
+		after == VM_RUNNING_AGAIN ? "; the VM is running again" :
+		after == VM_PAUSED ? "; the VM stays paused (a new save resumes it first)" : "");
+}
+
+/* RAM files of golden instant images: a failed save removes the link it
+ * made; a successful one the replaced image's file, unless it is this one. */
+static void tidy_ram_files(struct save *s, bool ok)
+{
+	char link[PATH_MAX];
+	struct stat st;
+
+	if (!ok) {
+		if (s->h.version == IMG_VERSION_INSTANT && s->o->golden && s->h.ram_path[0] &&
+		    inst_resolve(&s->h, s->t.path, link, sizeof(link)) == 0)
+			unlink(link);
+	} else if (s->old_ram[0] && stat(s->old_ram, &st) == 0 &&
+		   (uint64_t)st.st_ino != s->h.ram_ino) {
+		unlink(s->old_ram);
+	}
+}
+
+static void release(struct save *s, int lock)
+{
+	stor_close(&s->t);
+	if (s->pipe[0] >= 0)
+		close(s->pipe[0]);
+	qmp_close(&s->q);
+	free(s->def);
+	if (lock >= 0)
+		close(lock);
+	free(s);
+}
+
 int snap_save(const struct conf *c, const char *name, const char *target,
 	      const struct save_opts *o, struct save_result *res)
 {
-	struct save s = { .c = c, .name = name, .o = o, .res = res, .pipe = { -1, -1 }, .fdset = -1 };
+	struct save *s = calloc(1, sizeof(*s)); /* large: off the stack */
 	uint64_t t0 = now_ms();
-	char saved_err[600];
-	int saved_code, lock, rc = -1;
-	struct mig_stats st;
+	int lock = -1, rc = -1;
 
 	memset(res, 0, sizeof(*res));
-	s.t.fd = s.t.dfd = -1;
-	if (vm_paths(c, name, &s.paths) < 0 || (lock = vm_lock(c, name)) < 0)
+	if (!s)
+		return err_sys(EXIT_FAIL, "saving VM '%s'", name);
+	s->c = c;
+	s->name = name;
+	s->o = o;
+	s->res = res;
+	s->pipe[0] = s->pipe[1] = -1;
+	s->fdset = -1;
+	s->t.fd = s->t.dfd = -1;
+	if (attach(s, &lock) < 0) {
+		release(s, lock);
 		return -1;
-	s.pid = vm_pid(c, name);
-	if (!s.pid) {
-		close(lock);
-		return err_set(EXIT_USAGE, "VM '%s' is not running (start it with: vmsnap run %s)", name, name);
 	}
-	if (read_file(s.paths.def, IMG_DEF_MAX, &s.def, &s.def_len) < 0) {
-		close(lock);
-		return err_wrap("VM '%s' has no launch definition", name);
-	}
-	s.h.version = (uint32_t)o->version;
-	s.h.state = IMG_PARTIAL;
-	s.h.created = (uint64_t)time(NULL);
-	s.h.def_offset = IMG_HEADER_SIZE;
-	s.h.def_length = s.def_len;
-	s.h.stream_offset = img_stream_offset(s.def_len);
-	s.h.channels = o->version == 3 ? snap_channels(o->channels) : 1;
-	if (o->golden)
-		s.h.flags |= IMG_F_GOLDEN;
-	str_copy(s.h.name, sizeof(s.h.name), name);
-	sig_sha256(s.def, s.def_len, s.h.def_digest);
-
-	if (qmp_connect(&s.q, s.paths.qmp, QMP_TIMEOUT_MS) < 0)
-		goto out;
-	if (snap_recover(c, name, &s.q, s.pid) < 0 || snap_save_query_vm(&s) < 0 ||
-	    (rc = inst_detect(&s.q, s.ram, sizeof(s.ram))) < 0)
-		goto out;
-	if (rc == INST_SHARED) { /* instant mode: a small stream, the RAM stays in its file */
-		s.h.version = IMG_VERSION_INSTANT;
-		s.h.channels = 1;
-	}
-	if (rc != INST_NONE)
-		s.h.flags |= IMG_F_RAM_BACKEND;
-	rc = -1;
-	if (snap_save_preflight(&s, target) < 0)
-		goto out;
-	if (s.h.version == IMG_VERSION_INSTANT)
-		snap_save_note_old_ram(&s, target);
-	if (stor_create(&s.t, target, o->bypass_cache && s.h.version != IMG_VERSION_INSTANT, o->insisted) < 0)
-		goto out;
-	if (s.t.dfd >= 0)
-		s.h.flags |= IMG_F_DIRECT_IO;
-	s.file_uri = mig_file_transport(&s.q, (int)s.h.version, s.t.kind == STOR_REG, s.t.dfd >= 0);
-	if (write_prologue(&s) < 0)
-		goto out;
-
-	if (s.h.flags & IMG_F_WAS_RUNNING) {
-		snap_stop_mark(c, name, s.pid);
-		if (qmp_call(&s.q, "stop", NULL, NULL, 0, NULL) < 0) {
-			snap_stop_mark(c, name, 0);
-			goto out;
-		}
-		s.stopped = true;
-		stor_crash_point("after-stop"); /* VM paused, no migration yet */
-	}
-	if (migrate(&s, &st) < 0 || finish(&s) < 0)
-		goto out;
-	res->t.migrate = st.qemu_ms;
-	s.migrating = false;
-	if (s.fdset >= 0) {
-		mig_remove_fdset(&s.q, s.fdset);
-		s.fdset = -1;
-	}
-	if (o->keep_running) {
-		if (s.stopped && qmp_call(&s.q, "cont", NULL, NULL, 0, NULL) < 0)
-			log_error("image saved, but VM '%s' did not resume: %s", name, err_msg());
-		else
-			snap_stop_mark(c, name, 0);
+	header_init(s);
+	if (save_steps(s, target) == 0) {
+		leave_vm(s);
+		fill_result(s, res);
+		rc = 0;
 	} else {
-		uint64_t t = now_ms();
-		if (qmp_call(&s.q, "quit", NULL, NULL, 0, NULL) < 0)
-			log_debug("quit: %s", err_msg());
-		if (vm_wait_gone(s.pid, 10000) < 0) {
-			log_warn("QEMU of VM '%s' (pid %d) did not exit after quit", name, (int)s.pid);
-		} else {
-			vm_cleanup(c, name);
-			snap_stop_mark(c, name, 0);
-		}
-		res->t.qemu_exit = now_ms() - t;
+		fail(s);
 	}
-	res->ram_size = s.h.ram_size;
-	res->stream_length = s.h.stream_length;
-	res->image_size = s.h.stream_offset + s.h.stream_length;
-	res->channels = s.h.channels;
-	res->version = (int)s.h.version;
-	res->direct_io = s.t.dfd >= 0;
-	rc = 0;
-out:
-	if (rc < 0) {
-		enum after after = VM_UNTOUCHED;
-		char gone[160];
-		str_copy(saved_err, sizeof(saved_err), err_msg());
-		saved_code = err_code();
-		snap_save_explain_full(&s, saved_err, sizeof(saved_err));
-		if (s.q.fd > 0)
-			after = snap_save_roll_back(&s);
-		snprintf(gone, sizeof(gone), "; QEMU of VM '%s' is gone: start it again with vmsnap run %s",
-			 name, name);
-		err_set(saved_code, "%s%s", saved_err,
-			after == VM_GONE ? gone :
-			after == VM_RUNNING_AGAIN ? "; the VM is running again" :
-			after == VM_PAUSED ? "; the VM stays paused (a new save resumes it first)" : "");
-		if (s.h.version == IMG_VERSION_INSTANT && o->golden && s.h.ram_path[0] &&
-		    inst_resolve(&s.h, s.t.path, s.old_ram, sizeof(s.old_ram)) == 0)
-			unlink(s.old_ram); /* the link this save made */
-	} else if (s.old_ram[0]) {
-		struct stat st;
-		/* The replaced golden image's RAM file, unless it is this one. */
-		if (stat(s.old_ram, &st) == 0 && (uint64_t)st.st_ino != s.h.ram_ino)
-			unlink(s.old_ram);
-	}
-	stor_close(&s.t);
-	if (s.pipe[0] >= 0)
-		close(s.pipe[0]);
-	qmp_close(&s.q);
-	free(s.def);
-	close(lock);
+	tidy_ram_files(s, rc == 0);
+	release(s, lock);
 	res->t.total = now_ms() - t0;
 	return rc;
 }

@@ -98,6 +98,8 @@ int cmd_save(struct conf *c, int argc, char **argv)
 	o.progress = log_verbose > 0;
 	if (snap_save(c, argv[optind], argv[optind + 1], &o, &r) < 0)
 		return cmd_fail("save");
+	if (r.not_resumed[0])
+		log_error("image saved, but VM '%s' did not resume: %s", argv[optind], r.not_resumed);
 	report(argv[optind], argv[optind + 1], &o, &r, json);
 	return EXIT_OK;
 }
