@@ -23,23 +23,11 @@
 void snap_save_note_old_ram(struct save *s, const char *target)
 {
 	struct img_header h;
-	uint64_t size;
-	char *def;
-	int fd;
 
 	s->old_ram[0] = 0;
-	if (access(target, F_OK) < 0 || stor_open_image(target, &fd, &size) < 0) {
-		err_clear();
-		return;
-	}
-	if (vfy_read(fd, size, target, &h, &def) == 0) {
-		if (h.version == IMG_VERSION_INSTANT && (h.flags & IMG_F_GOLDEN) &&
-		    inst_resolve(&h, target, s->old_ram, sizeof(s->old_ram)) < 0)
-			s->old_ram[0] = 0;
-		free(def);
-	}
-	err_clear();
-	close(fd);
+	if (vfy_peek(target, &h) == 1 && h.version == IMG_VERSION_INSTANT &&
+	    (h.flags & IMG_F_GOLDEN) && inst_resolve(&h, target, s->old_ram, sizeof(s->old_ram)) < 0)
+		s->old_ram[0] = 0;
 }
 
 /* What QEMU tells about the VM before anything changes. */

@@ -4,6 +4,7 @@
 #include "instant.h"
 #include "log.h"
 #include "sign.h"
+#include "storage.h"
 #include "util.h"
 
 #include <errno.h>
@@ -156,6 +157,24 @@ int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 		return -1;
 	}
 	return 0;
+}
+
+int vfy_peek(const char *path, struct img_header *h)
+{
+	uint64_t size;
+	char *def;
+	int fd, rc;
+
+	if (stor_open_image(path, &fd, &size) < 0) {
+		err_clear();
+		return -1;
+	}
+	rc = vfy_read(fd, size, path, h, &def) == 0;
+	if (rc)
+		free(def);
+	err_clear();
+	close(fd);
+	return rc;
 }
 
 void vfy_free(struct vfy_result *r)

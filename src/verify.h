@@ -37,5 +37,9 @@ void vfy_free(struct vfy_result *r);
 
 /* Read just the header and definition, with the header's own checks. */
 int vfy_read(int fd, uint64_t size, const char *path, struct img_header *h, char **def);
+/* A look at what path holds, never an error (errors are cleared): 1 an image
+ * whose header h passes vfy_read's checks, 0 it opens but is none, -1 it
+ * does not open (missing, neither a file nor a block device). */
+int vfy_peek(const char *path, struct img_header *h);
 
 #endif

@@ -27,28 +27,17 @@ static void retire(const char *path, char *why, size_t size)
 {
 	struct img_header h;
 	struct stat st;
-	char stale[CONF_PATH_MAX + 8], *def;
-	uint64_t len;
+	char stale[CONF_PATH_MAX + 8];
 	size_t n = strlen(why);
-	int fd, rc = -1;
+	int rc = vfy_peek(path, &h);
 
-	if (stor_open_image(path, &fd, &len) < 0) {
-		err_clear();
+	if (rc < 0 || (rc == 1 && ((h.flags & IMG_F_GOLDEN) || h.state == IMG_CONSUMED)))
 		return;
-	}
-	rc = vfy_read(fd, len, path, &h, &def);
-	close(fd);
-	if (rc == 0) {
-		free(def);
-		if ((h.flags & IMG_F_GOLDEN) || h.state == IMG_CONSUMED)
-			return;
-	}
-	err_clear();
 	if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
 		snprintf(stale, sizeof(stale), "%s.stale", path);
 		if (rename(path, stale) == 0)
 			snprintf(why + n, size - n, "; set aside as %s", stale);
-	} else if (rc == 0) {
+	} else if (rc == 1) {
 		h.state = IMG_CONSUMED;
 		if (stor_rewrite_header(path, &h) == 0)
 			snprintf(why + n, size - n, "; marked consumed");

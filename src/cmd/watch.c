@@ -32,22 +32,8 @@
 static bool is_golden(const char *path)
 {
 	struct img_header h;
-	uint64_t size;
-	char *def;
-	int fd;
-	bool golden = false;
 
-	if (access(path, F_OK) < 0 || stor_open_image(path, &fd, &size) < 0) {
-		err_clear();
-		return false;
-	}
-	if (vfy_read(fd, size, path, &h, &def) == 0) {
-		golden = h.flags & IMG_F_GOLDEN;
-		free(def);
-	}
-	err_clear();
-	close(fd);
-	return golden;
+	return vfy_peek(path, &h) == 1 && (h.flags & IMG_F_GOLDEN);
 }
 
 /* v3 with a channel per CPU and O_DIRECT (falling back quietly where the file
