@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,126 +98,192 @@ static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, cons
 	return rc;
 }
 
-static int open_direct(const char *path, bool insisted)
+/* --bypass-cache: *dfd, the image opened with O_DIRECT; or -1 where its file
+ * system refuses that and the user did not insist (then the page cache). */
+static int open_direct(const char *path, bool insisted, int *dfd)
 {
-	int dfd = stor_open_direct(path, O_RDONLY);
-
-	if (dfd >= 0 || errno != EINVAL)
-		return dfd >= 0 ? dfd : err_sys(EXIT_FAIL, "opening %s with O_DIRECT", path);
+	*dfd = stor_open_direct(path, O_RDONLY);
+	if (*dfd >= 0)
+		return 0;
+	if (errno != EINVAL)
+		return err_sys(EXIT_FAIL, "opening %s with O_DIRECT", path);
 	if (insisted)
 		return err_set(EXIT_USAGE,
 			       "the file system of %s refuses O_DIRECT (tmpfs or ramfs?): drop --bypass-cache",
 			       path);
 	log_warn("the file system of %s refuses O_DIRECT; reading through the page cache instead", path);
-	return -2;
+	return 0;
+}
+
+/* What a restore holds from the first check to the running guest. */
+struct restore {
+	const struct conf *c;
+	const char *image;
+	const struct restore_opts *o;
+	struct restore_result *res;
+	struct vfy_result v;
+	struct vm_def d;
+	struct qmp q;
+	const char *name;
+	int fd, dfd, lock;
+	pid_t pid;
+	bool launched;
+};
+
+/* The definition QEMU runs: --vm-file's, or the one in the image; both
+ * kept off vmsnap's control plane. */
+static int load_def(struct restore *r)
+{
+	char origin[PATH_MAX + 32];
+
+	if (r->o->vm_file)
+		return vm_def_load(&r->d, r->o->vm_file) < 0 ? -1 : vm_def_check(&r->d, r->c->run_dir);
+	snprintf(origin, sizeof(origin), "image %s definition", r->image);
+	if (vm_def_parse(&r->d, r->v.def, r->v.h.def_length, origin, EXIT_REFUSED) < 0)
+		return -1;
+	return vm_def_check(&r->d, r->c->run_dir);
+}
+
+/* The name the VM runs under (--name, else the image's), locked and free. */
+static int claim_name(struct restore *r)
+{
+	const char *name = r->o->name ? r->o->name : r->v.h.name;
+
+	r->name = name;
+	if (!conf_name_ok(name))
+		return err_set(r->o->name ? EXIT_USAGE : EXIT_REFUSED, "VM name '%s' is not valid%s",
+			       name, r->o->name ? "" : " (from the image; give --name)");
+	str_copy(r->res->name, sizeof(r->res->name), name);
+	if ((r->lock = vm_lock(r->c, name)) < 0)
+		return -1;
+	if (vm_pid(r->c, name))
+		return err_set(EXIT_FAIL,
+			       "VM '%s' is already running: stop it first or restore with --name", name);
+	return 0;
+}
+
+/* QEMU waiting for the stream, with the RAM backend the image needs: v4
+ * maps the RAM file (resume-once: the guest continues in it; golden: every
+ * boot starts from the same pristine file, mapped privately). */
+static int start_qemu(struct restore *r)
+{
+	const struct img_header *h = &r->v.h;
+	const char *const *extra = NULL;
+	struct inst_args ia;
+	struct vm_paths p;
+	uint64_t t = now_ms();
+
+	if (h->version == IMG_VERSION_INSTANT) {
+		inst_args(&ia, r->v.ram_path, h->ram_bytes, r->res->golden);
+		extra = ia.argv;
+	} else if (h->flags & IMG_F_RAM_BACKEND) {
+		inst_args_anon(&ia, h->ram_size);
+		extra = ia.argv;
+	}
+	if (vm_launch(r->c, r->name, &r->d, extra, true) < 0)
+		return -1;
+	r->launched = true;
+	r->pid = vm_pid(r->c, r->name);
+	if (vm_paths(r->c, r->name, &p) < 0 || qmp_connect(&r->q, p.qmp, QMP_TIMEOUT_MS) < 0)
+		return -1;
+	r->res->t.qemu_start = now_ms() - t;
+	return 0;
+}
+
+/* The stream into QEMU, then the guest runs (or stays paused). */
+static int resume_guest(struct restore *r)
+{
+	const struct restore_opts *o = r->o;
+	struct restore_result *res = r->res;
+	struct img_header *h = &r->v.h;
+	struct mig_stats st;
+
+	res->version = (int)h->version;
+	res->channels = h->version == 3 ? snap_channels(o->channels) : 1;
+	res->direct_io = r->dfd >= 0;
+	res->ram_size = h->ram_size;
+	res->stream_length = h->stream_length;
+	if (load(&r->q, h, r->fd, r->dfd, r->image, res->channels, o->progress, &st) < 0)
+		return -1;
+	res->t.migrate = st.qemu_ms;
+	/* Consumed before the guest runs a single instruction: a crash in
+	 * between then costs a cold start, never a replay against moved-on disks. */
+	if (o->consume && !res->golden && consume(r->image, h) < 0)
+		return -1;
+	res->running = o->running >= 0 ? o->running : (h->flags & IMG_F_WAS_RUNNING) != 0;
+	if (res->running && qmp_call(&r->q, "cont", NULL, NULL, 0, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+/* Every check before QEMU reads a byte, then QEMU, the stream, the guest. */
+static int restore_steps(struct restore *r, uint64_t size)
+{
+	const struct restore_opts *o = r->o;
+	struct vfy_opts vo = { .pubkey = o->pubkey, .require_signature = r->c->require_signature,
+			       .verify_payload = r->c->verify_payload };
+
+	if (vfy_image(r->c, r->fd, size, r->image, &vo, &r->v) < 0)
+		return -1;
+	r->res->t.digest = r->v.digest_ms;
+	r->res->golden = r->v.h.flags & IMG_F_GOLDEN;
+	if (load_def(r) < 0 || claim_name(r) < 0)
+		return -1;
+	/* v3: QEMU's page reads use it; v2: the relay reads aligned blocks with it. */
+	if (o->bypass_cache && r->v.h.version != IMG_VERSION_INSTANT &&
+	    open_direct(r->image, o->insisted, &r->dfd) < 0)
+		return -1;
+	return start_qemu(r) < 0 ? -1 : resume_guest(r);
+}
+
+/* A QEMU this restore started goes again when the restore fails; the
+ * error stays the restore's. */
+static void release(struct restore *r, bool failed)
+{
+	if (failed && r->launched) {
+		char msg[512];
+		int code = err_code();
+		str_copy(msg, sizeof(msg), err_msg());
+		qmp_close(&r->q);
+		vm_kill(r->c, r->name, r->pid);
+		err_set(code, "%s", msg);
+	}
+	qmp_close(&r->q);
+	vm_def_free(&r->d);
+	vfy_free(&r->v);
+	if (r->dfd >= 0)
+		close(r->dfd);
+	close(r->fd);
+	if (r->lock >= 0)
+		close(r->lock);
+	free(r);
 }
 
 int snap_restore(const struct conf *c, const char *image, const struct restore_opts *o,
 		 struct restore_result *res)
 {
-	struct vfy_opts vo = { .pubkey = o->pubkey, .require_signature = c->require_signature,
-			       .verify_payload = c->verify_payload };
-	struct vfy_result v = { 0 };
-	struct vm_def d = { 0 };
-	struct qmp q = { .fd = -1 };
-	struct mig_stats st;
-	char origin[4200];
-	const char *name = NULL;
-	int fd = -1, dfd = -1, lock = -1, rc = -1;
-	uint64_t size, t0 = now_ms(), t;
-	struct inst_args ia;
-	const char *const *extra = NULL;
-	pid_t pid = 0;
-	bool launched = false;
+	struct restore *r;
+	uint64_t size, t0 = now_ms();
+	int fd, rc;
 
 	memset(res, 0, sizeof(*res));
 	if (stor_open_image(image, &fd, &size) < 0)
 		return -1;
-	if (vfy_image(c, fd, size, image, &vo, &v) < 0)
-		goto out;
-	res->t.digest = v.digest_ms;
-	res->golden = v.h.flags & IMG_F_GOLDEN;
-	if (o->vm_file) {
-		if (vm_def_load(&d, o->vm_file) < 0 || vm_def_check(&d, c->run_dir) < 0)
-			goto out;
-	} else {
-		snprintf(origin, sizeof(origin), "image %s definition", image);
-		if (vm_def_parse(&d, v.def, v.h.def_length, origin, EXIT_REFUSED) < 0 ||
-		    vm_def_check(&d, c->run_dir) < 0)
-			goto out;
+	r = calloc(1, sizeof(*r)); /* large: off the stack */
+	if (!r) {
+		close(fd);
+		return err_sys(EXIT_FAIL, "restoring %s", image);
 	}
-	name = o->name ? o->name : v.h.name;
-	if (!conf_name_ok(name)) {
-		err_set(o->name ? EXIT_USAGE : EXIT_REFUSED, "VM name '%s' is not valid%s", name,
-			o->name ? "" : " (from the image; give --name)");
-		goto out;
-	}
-	str_copy(res->name, sizeof(res->name), name);
-	if ((lock = vm_lock(c, name)) < 0)
-		goto out;
-	if (vm_pid(c, name)) {
-		err_set(EXIT_FAIL, "VM '%s' is already running: stop it first or restore with --name", name);
-		goto out;
-	}
-	/* v3: QEMU's page reads use it; v2: the relay reads aligned blocks with it. */
-	if (o->bypass_cache && v.h.version != IMG_VERSION_INSTANT && (dfd = open_direct(image, o->insisted)) == -1)
-		goto out;
-	if (dfd < 0)
-		dfd = -1;
-
-	if (v.h.version == IMG_VERSION_INSTANT) {
-		/* Resume-once: the guest continues in its RAM file; golden: every
-		 * boot starts from the same pristine file, mapped privately. */
-		inst_args(&ia, v.ram_path, v.h.ram_bytes, res->golden);
-		extra = ia.argv;
-	} else if (v.h.flags & IMG_F_RAM_BACKEND) {
-		inst_args_anon(&ia, v.h.ram_size);
-		extra = ia.argv;
-	}
-	t = now_ms();
-	if (vm_launch(c, name, &d, extra, true) < 0)
-		goto out;
-	launched = true;
-	pid = vm_pid(c, name);
-	{
-		struct vm_paths p;
-		if (vm_paths(c, name, &p) < 0 || qmp_connect(&q, p.qmp, QMP_TIMEOUT_MS) < 0)
-			goto out;
-	}
-	res->t.qemu_start = now_ms() - t;
-	res->version = (int)v.h.version;
-	res->channels = v.h.version == 3 ? snap_channels(o->channels) : 1;
-	res->direct_io = dfd >= 0;
-	res->ram_size = v.h.ram_size;
-	res->stream_length = v.h.stream_length;
-	if (load(&q, &v.h, fd, dfd, image, res->channels, o->progress, &st) < 0)
-		goto out;
-	res->t.migrate = st.qemu_ms;
-	/* Consumed before the guest runs a single instruction: a crash in
-	 * between then costs a cold start, never a replay against moved-on disks. */
-	if (o->consume && !res->golden && consume(image, &v.h) < 0)
-		goto out;
-	res->running = o->running >= 0 ? o->running : (v.h.flags & IMG_F_WAS_RUNNING) != 0;
-	if (res->running && qmp_call(&q, "cont", NULL, NULL, 0, NULL) < 0)
-		goto out;
-	res->t.total = now_ms() - t0;
-	rc = 0;
-out:
-	if (rc < 0 && launched) {
-		char msg[512];
-		int code = err_code();
-		str_copy(msg, sizeof(msg), err_msg());
-		qmp_close(&q);
-		vm_kill(c, name, pid);
-		err_set(code, "%s", msg);
-	}
-	qmp_close(&q);
-	vm_def_free(&d);
-	vfy_free(&v);
-	if (dfd >= 0)
-		close(dfd);
-	close(fd);
-	if (lock >= 0)
-		close(lock);
+	r->c = c;
+	r->image = image;
+	r->o = o;
+	r->res = res;
+	r->q.fd = -1;
+	r->fd = fd;
+	r->dfd = r->lock = -1;
+	rc = restore_steps(r, size);
+	if (rc == 0)
+		res->t.total = now_ms() - t0;
+	release(r, rc < 0);
 	return rc;
 }
