@@ -161,23 +161,15 @@ static char **qemu_env(void)
 	return env;
 }
 
-int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
-	      const char *const *extra, bool incoming)
+/* QEMU's argv: the definition, extra, then what vmsnap manages itself (the
+ * QMP socket, pidfile, daemonizing; incoming: paused, waiting for the stream). */
+static int launch_argv(const struct conf *c, const struct vm_paths *p, const struct vm_def *d,
+		       const char *const *extra, bool incoming, char *qmp_arg, size_t qmp_size,
+		       char **argv)
 {
-	struct vm_paths p;
-	char qmp_arg[160], errbuf[4096], line[512];
-	char *argv[VM_ARGS_MAX + 16], **env;
-	int n = 0, pipefd[2], status;
-	size_t got = 0;
-	pid_t pid;
+	int n = 0;
 
-	if (vm_paths(c, name, &p) < 0 || vm_def_check(d, c->run_dir) < 0 || ensure_run_dir(c) < 0)
-		return -1;
-	if (access(c->qemu, X_OK) < 0)
-		return err_sys(EXIT_USAGE, "QEMU binary %s (set qemu = in %s)", c->qemu,
-			       c->path[0] ? c->path : "the config file");
-	snprintf(qmp_arg, sizeof(qmp_arg), "unix:%s,server=on,wait=off", p.qmp);
-	unlink(p.qmp); /* a stale socket would make QEMU fail to bind */
+	snprintf(qmp_arg, qmp_size, "unix:%s,server=on,wait=off", p->qmp);
 	argv[n++] = (char *)c->qemu;
 	for (int i = 0; i < d->argc; i++)
 		argv[n++] = d->argv[i];
@@ -186,7 +178,7 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	argv[n++] = "-qmp";
 	argv[n++] = qmp_arg;
 	argv[n++] = "-pidfile";
-	argv[n++] = p.pid;
+	argv[n++] = (char *)p->pid;
 	argv[n++] = "-daemonize";
 	if (incoming) {
 		argv[n++] = "-S";
@@ -202,6 +194,17 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 		}
 		log_debug("starting %s", cmd);
 	}
+	return n;
+}
+
+/* Fork and exec QEMU with stdin/stdout on /dev/null and stderr on a pipe
+ * whose read end is *err. */
+static pid_t spawn(char **argv, int *err)
+{
+	int pipefd[2];
+	char **env;
+	pid_t pid;
+
 	if (!(env = qemu_env()))
 		return err_sys(EXIT_FAIL, "environment for QEMU");
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
@@ -227,20 +230,66 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	}
 	free(env);
 	close(pipefd[1]);
-	/* QEMU's parent process exits once the daemon is ready; its stderr
-	 * reaches EOF when the daemon detaches from it. */
+	*err = pipefd[0];
+	return pid;
+}
+
+/* What QEMU printed on stderr until it daemonized (its parent process exits
+ * once the daemon is ready; the pipe reaches EOF when the daemon detaches). A
+ * full buffer starts over, so what stays is the latest output, where the
+ * error is. Returns its length. */
+static size_t read_stderr(int fd, char *buf, size_t size)
+{
+	size_t got = 0;
+
 	for (;;) {
-		ssize_t r = read(pipefd[0], errbuf + got, sizeof(errbuf) - 1 - got);
+		ssize_t r = read(fd, buf + got, size - 1 - got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
 		got += (size_t)r;
-		if (got == sizeof(errbuf) - 1) /* keep the tail, where the error is */
+		if (got == size - 1)
 			got = 0;
 	}
-	close(pipefd[0]);
-	errbuf[got] = 0;
+	close(fd);
+	buf[got] = 0;
+	return got;
+}
+
+/* The definition QEMU runs with, for save to embed. */
+static int record_def(const struct vm_paths *p, const struct vm_def *d)
+{
+	char tmp[VM_PATH_SIZE + 8];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", p->def);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, d->text, d->len) < 0 || close(fd) < 0 || rename(tmp, p->def) < 0)
+		return err_sys(EXIT_FAIL, "writing %s", p->def);
+	return 0;
+}
+
+int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
+	      const char *const *extra, bool incoming)
+{
+	struct vm_paths p;
+	char qmp_arg[160], errbuf[4096], line[512];
+	char *argv[VM_ARGS_MAX + 16];
+	int err = -1, status;
+	size_t got;
+	pid_t pid;
+
+	if (vm_paths(c, name, &p) < 0 || vm_def_check(d, c->run_dir) < 0 || ensure_run_dir(c) < 0)
+		return -1;
+	if (access(c->qemu, X_OK) < 0)
+		return err_sys(EXIT_USAGE, "QEMU binary %s (set qemu = in %s)", c->qemu,
+			       c->path[0] ? c->path : "the config file");
+	unlink(p.qmp); /* a stale socket would make QEMU fail to bind */
+	launch_argv(c, &p, d, extra, incoming, qmp_arg, sizeof(qmp_arg), argv);
+	if ((pid = spawn(argv, &err)) < 0)
+		return -1;
+	got = read_stderr(err, errbuf, sizeof(errbuf));
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -254,16 +303,7 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	 * already keeps others from connecting (that needs write); 0600 says so. */
 	if (chmod(p.qmp, 0600) < 0)
 		log_warn("QMP socket %s: chmod 0600: %s", p.qmp, strerror(errno));
-	/* The definition it runs with, for save to embed. */
-	{
-		char tmp[4200];
-		int fd;
-		snprintf(tmp, sizeof(tmp), "%s.tmp", p.def);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0 || write_all(fd, d->text, d->len) < 0 || close(fd) < 0 || rename(tmp, p.def) < 0)
-			return err_sys(EXIT_FAIL, "writing %s", p.def);
-	}
-	return 0;
+	return record_def(&p, d);
 }
 
 int vm_wait_gone(pid_t pid, int timeout_ms)

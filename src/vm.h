@@ -10,12 +10,13 @@
 #include "conf.h"
 #include "vm_def.h"
 
-/* Run-time files of VM name under run_dir. */
+/* Run-time files of VM name under run_dir: "<run_dir>/NAME.ext". */
+#define VM_PATH_SIZE (CONF_PATH_MAX + CONF_NAME_MAX + 16)
 struct vm_paths {
 	char qmp[108]; /* fits sockaddr_un */
-	char pid[4096];
-	char def[4096];  /* the definition it was launched with */
-	char lock[4096];
+	char pid[VM_PATH_SIZE];
+	char def[VM_PATH_SIZE];  /* the definition it was launched with */
+	char lock[VM_PATH_SIZE];
 };
 int vm_paths(const struct conf *c, const char *name, struct vm_paths *p);
 

@@ -31,7 +31,7 @@ int cmd_start_vm(const struct conf *c, const char *name)
 {
 	struct vm_paths p;
 	struct vm_def d;
-	char path[4096];
+	char path[CONF_PATH_MAX + CONF_NAME_MAX + 8]; /* <vm_dir>/NAME.vm */
 	int lock, rc = -1;
 
 	if (vm_paths(c, name, &p) < 0)
