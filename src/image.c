@@ -140,12 +140,12 @@ static int decode_ram(struct img_header *h, const uint8_t *b)
 	return 0;
 }
 
-int img_decode(struct img_header *h, const uint8_t b[IMG_HEADER_SIZE], uint64_t size)
+/* The header as a whole: magic, version, size, its own digest, and no
+ * bytes set outside the fields. */
+static int decode_frame(struct img_header *h, const uint8_t *b)
 {
 	uint8_t digest[IMG_DIGEST];
-	uint64_t end;
 
-	memset(h, 0, sizeof(*h));
 	if (memcmp(b + O_MAGIC, IMG_MAGIC, 8))
 		return err_set(EXIT_REFUSED, "not a vmsnap image (bad magic)");
 	h->version = get32(b + O_VERSION);
@@ -164,6 +164,15 @@ int img_decode(struct img_header *h, const uint8_t b[IMG_HEADER_SIZE], uint64_t 
 		for (size_t i = gaps[g].from; i < gaps[g].to; i++)
 			if (b[i])
 				return refuse("reserved", "is not zero");
+	return 0;
+}
+
+/* State, flags, and where the definition and the stream lie in a file of
+ * size bytes. */
+static int decode_layout(struct img_header *h, const uint8_t *b, uint64_t size)
+{
+	uint64_t end;
+
 	h->state = get32(b + O_STATE);
 	if (h->state != IMG_PARTIAL && h->state != IMG_COMPLETE && h->state != IMG_CONSUMED)
 		return refuse("state", "has an unknown value");
@@ -193,6 +202,12 @@ int img_decode(struct img_header *h, const uint8_t b[IMG_HEADER_SIZE], uint64_t 
 	if (end > size)
 		return err_set(EXIT_REFUSED, "image is truncated: the stream ends at byte %llu, the image has %llu",
 			       (unsigned long long)end, (unsigned long long)size);
+	return 0;
+}
+
+/* Channels, digest chunk, the text fields, digests and signature. */
+static int decode_rest(struct img_header *h, const uint8_t *b)
+{
 	if (h->channels == 0 || h->channels > IMG_CHANNELS_MAX)
 		return refuse("channels", "is out of range (1..256)");
 	if (h->digest_chunk && (h->digest_chunk < 4096 || h->digest_chunk > (64u << 20) ||
@@ -212,6 +227,14 @@ int img_decode(struct img_header *h, const uint8_t b[IMG_HEADER_SIZE], uint64_t 
 	for (size_t i = h->sig_len; i < IMG_SIG_MAX; i++)
 		if (h->sig[i])
 			return refuse("sig", "has bytes past sig_len");
+	return 0;
+}
+
+int img_decode(struct img_header *h, const uint8_t b[IMG_HEADER_SIZE], uint64_t size)
+{
+	memset(h, 0, sizeof(*h));
+	if (decode_frame(h, b) < 0 || decode_layout(h, b, size) < 0 || decode_rest(h, b) < 0)
+		return -1;
 	return decode_ram(h, b);
 }
 
