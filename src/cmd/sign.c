@@ -10,9 +10,51 @@
 #include "verify.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+/* The header of the complete image at path, its payload digest recomputed. */
+static int read_complete(const char *path, struct img_header *h)
+{
+	uint64_t size;
+	char *def;
+	int fd, rc;
+
+	if (stor_open_image(path, &fd, &size) < 0)
+		return -1;
+	rc = vfy_read(fd, size, path, h, &def);
+	if (rc == 0) {
+		free(def);
+		if (h->state != IMG_COMPLETE)
+			rc = err_set(EXIT_REFUSED, "image %s is %s: only complete images can be signed",
+				     path, img_state_name(h->state));
+	}
+	if (rc == 0) {
+		h->digest_chunk = SIG_CHUNK;
+		rc = sig_payload_digest(fd, h->stream_offset, h->stream_length, SIG_CHUNK,
+					usable_cpus(), h->payload_digest);
+	}
+	close(fd);
+	return rc;
+}
+
+/* Instant mode: the RAM file's content is signed too. */
+static int digest_ram(const char *path, struct img_header *h, bool golden)
+{
+	char ram[PATH_MAX];
+
+	if (h->version != IMG_VERSION_INSTANT)
+		return 0;
+	if (golden && h->ram_path[0] == '/')
+		return err_set(EXIT_USAGE,
+			       "image %s refers to the running RAM file %s, which a cold start replaces: make golden instant images with save --golden",
+			       path, h->ram_path);
+	if (inst_check(h, path, ram, sizeof(ram)) < 0 || inst_digest(ram, h->ram_bytes, h->ram_digest) < 0)
+		return -1;
+	return 0;
+}
 
 int cmd_sign(struct conf *c, int argc, char **argv)
 {
@@ -24,9 +66,7 @@ int cmd_sign(struct conf *c, int argc, char **argv)
 	const char *key = NULL, *path;
 	bool golden = false;
 	struct img_header h;
-	uint64_t size;
-	char *def, ram[4200];
-	int fd, opt;
+	int opt;
 
 	(void)c;
 	optind = 1;
@@ -41,41 +81,11 @@ int cmd_sign(struct conf *c, int argc, char **argv)
 	if (argc - optind != 1 || !key)
 		return cmd_usage(cmd_find("sign"));
 	path = argv[optind];
-	if (stor_open_image(path, &fd, &size) < 0)
-		return cmd_fail("sign");
-	if (vfy_read(fd, size, path, &h, &def) < 0) {
-		close(fd);
-		return cmd_fail("sign");
-	}
-	free(def);
-	if (h.state != IMG_COMPLETE) {
-		close(fd);
-		err_set(EXIT_REFUSED, "image %s is %s: only complete images can be signed", path,
-			img_state_name(h.state));
-		return cmd_fail("sign");
-	}
-	h.digest_chunk = SIG_CHUNK;
-	if (sig_payload_digest(fd, h.stream_offset, h.stream_length, SIG_CHUNK, usable_cpus(),
-			       h.payload_digest) < 0) {
-		close(fd);
-		return cmd_fail("sign");
-	}
-	close(fd);
-	if (golden && h.version == IMG_VERSION_INSTANT && h.ram_path[0] == '/') {
-		err_set(EXIT_USAGE,
-			"image %s refers to the running RAM file %s, which a cold start replaces: make golden instant images with save --golden",
-			path, h.ram_path);
-		return cmd_fail("sign");
-	}
-	/* Instant mode: the RAM file's content is signed too. */
-	if (h.version == IMG_VERSION_INSTANT && (inst_check(&h, path, ram, sizeof(ram)) < 0 ||
-			       inst_digest(ram, h.ram_bytes, h.ram_digest) < 0))
+	if (read_complete(path, &h) < 0 || digest_ram(path, &h, golden) < 0)
 		return cmd_fail("sign");
 	if (golden)
 		h.flags |= IMG_F_GOLDEN;
-	if (sig_sign_header(&h, key) < 0)
-		return cmd_fail("sign");
-	if (stor_rewrite_header(path, &h) < 0)
+	if (sig_sign_header(&h, key) < 0 || stor_rewrite_header(path, &h) < 0)
 		return cmd_fail("sign");
 	printf("signed %s with %s%s\n", path, key, golden ? " (golden)" : "");
 	return EXIT_OK;
