@@ -11,26 +11,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Each command's usage text lives beside its options, in src/cmd/NAME.c.
+ * A command of a feature compiled out stays listed, and says so. */
+#define CMD(name) { #name, cmd_##name, cmd_##name##_usage }
+#define OPTIONAL(cfg, name)                                                              \
+	{ #name, IS_ENABLED(cfg) ? cmd_##name : NULL,                                    \
+	  IS_ENABLED(cfg) ? cmd_##name##_usage : #name " (not in this build)" }
+
 const struct cmd cmd_table[] = {
-	{ "run", cmd_run, "run NAME" },
-	{ "stop", cmd_stop, "stop NAME [--timeout SECONDS]" },
-	{ "list", cmd_list, "list [--json]" },
-	{ "qmp", cmd_qmp, "qmp NAME JSON|COMMAND" },
-	{ "save", cmd_save,
-	  "save NAME TARGET [--format 2|3] [--parallel-channels N] [--bypass-cache] [--keep-running] [--golden] [--verbose] [--json]" },
-	{ "restore", cmd_restore,
-	  "restore TARGET [--name NAME] [--paused|--running] [--vm-file FILE] [--parallel-channels N] [--bypass-cache] [--pubkey FILE] [--verbose] [--json]" },
-	{ "inspect", cmd_inspect, "inspect TARGET [--json]" },
-	{ "verify", cmd_verify, "verify TARGET [--pubkey FILE]" },
-	{ "keygen", cmd_keygen, "keygen PRIVATE PUBLIC" },
-	{ "sign", cmd_sign, "sign TARGET --key FILE [--golden]" },
-	/* Commands of features compiled out stay listed, and say so. */
-	{ "watch", IS_ENABLED(CONFIG_WATCH) ? cmd_watch : NULL, "watch [--now]" },
-	{ "resume", IS_ENABLED(CONFIG_WATCH) ? cmd_resume : NULL, "resume" },
-	{ "console", IS_ENABLED(CONFIG_CONSOLE) ? cmd_console : NULL, "console [--tty DEV] [--baud N]" },
-	{ "provision", IS_ENABLED(CONFIG_PROVISION) ? cmd_provision : NULL,
-	  "provision IMAGE TARGET [--pubkey FILE] [--progress]" },
-	{ "version", cmd_version, "version" },
+	CMD(run),
+	CMD(stop),
+	CMD(list),
+	CMD(qmp),
+	CMD(save),
+	CMD(restore),
+	CMD(inspect),
+	CMD(verify),
+	CMD(keygen),
+	CMD(sign),
+	OPTIONAL(CONFIG_WATCH, watch),
+	OPTIONAL(CONFIG_WATCH, resume),
+	OPTIONAL(CONFIG_CONSOLE, console),
+	OPTIONAL(CONFIG_PROVISION, provision),
+	CMD(version),
 	{ NULL, NULL, NULL },
 };
 

@@ -19,7 +19,7 @@ struct cmd {
 extern const struct cmd cmd_table[];
 
 /* Print "usage: vmsnap <usage>" and return EXIT_USAGE. */
-int cmd_usage(const struct cmd *cmd);
+int cmd_usage(const char *usage);
 /* Print the pending error as "vmsnap: <name>: <msg>", return its exit code. */
 int cmd_fail(const char *name);
 /* getopt_long with our conventions: unknown options are usage errors that
@@ -39,6 +39,7 @@ void cmd_add_times(cJSON *o, const struct snap_times *t);
  * refuses if it already runs. */
 int cmd_start_vm(const struct conf *c, const char *name);
 
+/* The commands, and their usage text (beside each option table). */
 int cmd_run(struct conf *c, int argc, char **argv);
 int cmd_stop(struct conf *c, int argc, char **argv);
 int cmd_list(struct conf *c, int argc, char **argv);
@@ -54,5 +55,21 @@ int cmd_resume(struct conf *c, int argc, char **argv);
 int cmd_console(struct conf *c, int argc, char **argv);
 int cmd_provision(struct conf *c, int argc, char **argv);
 int cmd_version(struct conf *c, int argc, char **argv);
+
+extern const char cmd_run_usage[];
+extern const char cmd_stop_usage[];
+extern const char cmd_list_usage[];
+extern const char cmd_qmp_usage[];
+extern const char cmd_save_usage[];
+extern const char cmd_restore_usage[];
+extern const char cmd_inspect_usage[];
+extern const char cmd_verify_usage[];
+extern const char cmd_keygen_usage[];
+extern const char cmd_sign_usage[];
+extern const char cmd_watch_usage[];
+extern const char cmd_resume_usage[];
+extern const char cmd_console_usage[];
+extern const char cmd_provision_usage[];
+extern const char cmd_version_usage[];
 
 #endif

@@ -18,9 +18,9 @@ const struct cmd *cmd_find(const char *name)
 	return NULL;
 }
 
-int cmd_usage(const struct cmd *cmd)
+int cmd_usage(const char *usage)
 {
-	fprintf(stderr, "usage: vmsnap %s\n", cmd->usage);
+	fprintf(stderr, "usage: vmsnap %s\n", usage);
 	return EXIT_USAGE;
 }
 

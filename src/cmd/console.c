@@ -177,6 +177,8 @@ static int session(struct conf *c, struct con *k)
 	}
 }
 
+const char cmd_console_usage[] = "console [--tty DEV] [--baud N]";
+
 int cmd_console(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -194,11 +196,11 @@ int cmd_console(struct conf *c, int argc, char **argv)
 		switch (opt) {
 		case 't': tty = optarg; break;
 		case 'b': baud_arg = optarg; break;
-		default: return cmd_usage(cmd_find("console"));
+		default: return cmd_usage(cmd_console_usage);
 		}
 	}
 	if (argc != optind)
-		return cmd_usage(cmd_find("console"));
+		return cmd_usage(cmd_console_usage);
 	if (baud_arg && !tty) {
 		err_set(EXIT_USAGE, "--baud %s: only with --tty (stdin keeps its own settings)", baud_arg);
 		return cmd_fail("console");

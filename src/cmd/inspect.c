@@ -123,6 +123,8 @@ static void print_text(const cJSON *o)
 	printf("definition:\n%s", cJSON_GetObjectItem(o, "definition")->valuestring);
 }
 
+const char cmd_inspect_usage[] = "inspect TARGET [--json]";
+
 int cmd_inspect(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, 0, 'j' }, { 0 } };
@@ -137,11 +139,11 @@ int cmd_inspect(struct conf *c, int argc, char **argv)
 	optind = 1;
 	while ((opt = cmd_getopt(argc, argv, "", opts)) != -1) {
 		if (opt != 'j')
-			return cmd_usage(cmd_find("inspect"));
+			return cmd_usage(cmd_inspect_usage);
 		json = true;
 	}
 	if (argc - optind != 1)
-		return cmd_usage(cmd_find("inspect"));
+		return cmd_usage(cmd_inspect_usage);
 	if (stor_open_image(argv[optind], &fd, &size) < 0)
 		return cmd_fail("inspect");
 	if (vfy_read(fd, size, argv[optind], &h, &def) < 0) {

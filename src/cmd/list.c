@@ -77,6 +77,8 @@ static void state_of(const struct conf *c, const char *name, pid_t pid, char *ou
 	err_clear();
 }
 
+const char cmd_list_usage[] = "list [--json]";
+
 int cmd_list(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, 0, 'j' }, { 0 } };
@@ -89,13 +91,13 @@ int cmd_list(struct conf *c, int argc, char **argv)
 	while ((opt = cmd_getopt(argc, argv, "", opts)) != -1) {
 		if (opt != 'j') {
 			free(e);
-			return cmd_usage(cmd_find("list"));
+			return cmd_usage(cmd_list_usage);
 		}
 		json = true;
 	}
 	if (!e || argc != optind) {
 		free(e);
-		return cmd_usage(cmd_find("list"));
+		return cmd_usage(cmd_list_usage);
 	}
 	n = add_dir(e, n, c->vm_dir, ".vm", true);
 	n = add_dir(e, n, c->run_dir, ".pid", false);

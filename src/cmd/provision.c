@@ -289,6 +289,8 @@ static void report(const struct prov *p, uint64_t total_ms)
 	printf("total %.2f s\n", (double)total_ms / 1e3);
 }
 
+const char cmd_provision_usage[] = "provision IMAGE TARGET [--pubkey FILE] [--progress]";
+
 int cmd_provision(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -309,10 +311,10 @@ int cmd_provision(struct conf *c, int argc, char **argv)
 		else if (opt == O_PROGRESS)
 			p.cp.progress = true;
 		else
-			return cmd_usage(cmd_find("provision"));
+			return cmd_usage(cmd_provision_usage);
 	}
 	if (argc - optind != 2)
-		return cmd_usage(cmd_find("provision"));
+		return cmd_usage(cmd_provision_usage);
 	p.src = p.cp.src = argv[optind];
 	p.dst = p.cp.dst = argv[optind + 1];
 	p.t.fd = p.t.dfd = -1;

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+const char cmd_qmp_usage[] = "qmp NAME JSON|COMMAND";
+
 int cmd_qmp(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { 0 } };
@@ -19,7 +21,7 @@ int cmd_qmp(struct conf *c, int argc, char **argv)
 
 	optind = 1;
 	if (cmd_getopt(argc, argv, "", opts) != -1 || argc - optind != 2)
-		return cmd_usage(cmd_find("qmp"));
+		return cmd_usage(cmd_qmp_usage);
 	if (vm_paths(c, argv[optind], &p) < 0)
 		return cmd_fail("qmp");
 	cmd = cJSON_Parse(argv[optind + 1]);

@@ -10,6 +10,30 @@
 
 enum { O_NAME = 1, O_PAUSED, O_RUNNING, O_VMFILE, O_CHANNELS, O_BYPASS, O_PUBKEY, O_JSON, O_VERBOSE };
 
+static void report(const char *image, const struct restore_result *r, bool json)
+{
+	if (json) {
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "name", r->name);
+		cJSON_AddStringToObject(j, "image", image);
+		cJSON_AddBoolToObject(j, "running", r->running);
+		cJSON_AddBoolToObject(j, "golden", r->golden);
+		cJSON_AddNumberToObject(j, "format", r->version);
+		cJSON_AddNumberToObject(j, "channels", r->channels);
+		cJSON_AddBoolToObject(j, "direct_io", r->direct_io);
+		cJSON_AddNumberToObject(j, "ram_size", (double)r->ram_size);
+		cJSON_AddNumberToObject(j, "stream_length", (double)r->stream_length);
+		cmd_add_times(j, &r->t);
+		cmd_print_json(j);
+		return;
+	}
+	printf("restored VM '%s' from %s: %s, %.2f s (QEMU start %.2f s, load %.2f s, verify %.2f s)\n",
+	       r->name, image, r->running ? "running" : "paused", (double)r->t.total / 1e3,
+	       (double)r->t.qemu_start / 1e3, (double)r->t.migrate / 1e3, (double)r->t.digest / 1e3);
+}
+
+const char cmd_restore_usage[] = "restore TARGET [--name NAME] [--paused|--running] [--vm-file FILE] [--parallel-channels N] [--bypass-cache] [--pubkey FILE] [--verbose] [--json]";
+
 int cmd_restore(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -45,33 +69,16 @@ int cmd_restore(struct conf *c, int argc, char **argv)
 		case O_PUBKEY: o.pubkey = optarg; break;
 		case O_JSON: json = true; break;
 		case 'v': case O_VERBOSE: log_verbose++; break;
-		default: return cmd_usage(cmd_find("restore"));
+		default: return cmd_usage(cmd_restore_usage);
 		}
 	}
 	if (argc - optind != 1)
-		return cmd_usage(cmd_find("restore"));
+		return cmd_usage(cmd_restore_usage);
 	if (cmd_bypass(&o.bypass_cache, o.insisted) < 0)
 		return cmd_fail("restore");
 	o.progress = log_verbose > 0;
 	if (snap_restore(c, argv[optind], &o, &r) < 0)
 		return cmd_fail("restore");
-	if (json) {
-		cJSON *j = cJSON_CreateObject();
-		cJSON_AddStringToObject(j, "name", r.name);
-		cJSON_AddStringToObject(j, "image", argv[optind]);
-		cJSON_AddBoolToObject(j, "running", r.running);
-		cJSON_AddBoolToObject(j, "golden", r.golden);
-		cJSON_AddNumberToObject(j, "format", r.version);
-		cJSON_AddNumberToObject(j, "channels", r.channels);
-		cJSON_AddBoolToObject(j, "direct_io", r.direct_io);
-		cJSON_AddNumberToObject(j, "ram_size", (double)r.ram_size);
-		cJSON_AddNumberToObject(j, "stream_length", (double)r.stream_length);
-		cmd_add_times(j, &r.t);
-		cmd_print_json(j);
-	}
-	else
-		printf("restored VM '%s' from %s: %s, %.2f s (QEMU start %.2f s, load %.2f s, verify %.2f s)\n",
-		       r.name, argv[optind], r.running ? "running" : "paused", (double)r.t.total / 1e3,
-		       (double)r.t.qemu_start / 1e3, (double)r.t.migrate / 1e3, (double)r.t.digest / 1e3);
+	report(argv[optind], &r, json);
 	return EXIT_OK;
 }

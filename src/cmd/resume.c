@@ -77,6 +77,8 @@ static int resume_job(const struct conf *c, const char *name, char *msg, size_t 
 	return 0;
 }
 
+const char cmd_resume_usage[] = "resume";
+
 int cmd_resume(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { 0 } };
@@ -85,7 +87,7 @@ int cmd_resume(struct conf *c, int argc, char **argv)
 
 	optind = 1;
 	if (cmd_getopt(argc, argv, "", opts) != -1 || argc != optind)
-		return cmd_usage(cmd_find("resume"));
+		return cmd_usage(cmd_resume_usage);
 	log_to_syslog(true);
 	if (!c->n_vms) {
 		log_warn("no VMs listed in vms = ... (%s): nothing to resume",

@@ -6,6 +6,8 @@
 
 #include <stdio.h>
 
+const char cmd_run_usage[] = "run NAME";
+
 int cmd_run(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { 0 } };
@@ -13,7 +15,7 @@ int cmd_run(struct conf *c, int argc, char **argv)
 
 	optind = 1;
 	if (cmd_getopt(argc, argv, "", opts) != -1 || argc - optind != 1)
-		return cmd_usage(cmd_find("run"));
+		return cmd_usage(cmd_run_usage);
 	if (vm_paths(c, argv[optind], &p) < 0 || cmd_start_vm(c, argv[optind]) < 0)
 		return cmd_fail("run");
 	printf("started VM '%s' (pid %d, QMP %s)\n", argv[optind], (int)vm_pid(c, argv[optind]), p.qmp);

@@ -46,6 +46,8 @@ static void report(const char *name, const char *target, const struct save_opts 
 	       (double)r->t.digest / 1e3, r->signed_ ? ", signed" : "");
 }
 
+const char cmd_save_usage[] = "save NAME TARGET [--format 2|3] [--parallel-channels N] [--bypass-cache] [--keep-running] [--golden] [--verbose] [--json]";
+
 int cmd_save(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -88,11 +90,11 @@ int cmd_save(struct conf *c, int argc, char **argv)
 		case O_GOLDEN: o.golden = true; break;
 		case O_JSON: json = true; break;
 		case 'v': case O_VERBOSE: log_verbose++; break;
-		default: return cmd_usage(cmd_find("save"));
+		default: return cmd_usage(cmd_save_usage);
 		}
 	}
 	if (argc - optind != 2)
-		return cmd_usage(cmd_find("save"));
+		return cmd_usage(cmd_save_usage);
 	if (cmd_bypass(&o.bypass_cache, o.insisted) < 0)
 		return cmd_fail("save");
 	o.progress = log_verbose > 0;

@@ -56,6 +56,8 @@ static int digest_ram(const char *path, struct img_header *h, bool golden)
 	return 0;
 }
 
+const char cmd_sign_usage[] = "sign TARGET --key FILE [--golden]";
+
 int cmd_sign(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -76,10 +78,10 @@ int cmd_sign(struct conf *c, int argc, char **argv)
 		else if (opt == 'g')
 			golden = true;
 		else
-			return cmd_usage(cmd_find("sign"));
+			return cmd_usage(cmd_sign_usage);
 	}
 	if (argc - optind != 1 || !key)
-		return cmd_usage(cmd_find("sign"));
+		return cmd_usage(cmd_sign_usage);
 	path = argv[optind];
 	if (read_complete(path, &h) < 0 || digest_ram(path, &h, golden) < 0)
 		return cmd_fail("sign");

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+const char cmd_stop_usage[] = "stop NAME [--timeout SECONDS]";
+
 int cmd_stop(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "timeout", required_argument, 0, 't' }, { 0 } };
@@ -24,10 +26,10 @@ int cmd_stop(struct conf *c, int argc, char **argv)
 	optind = 1;
 	while ((opt = cmd_getopt(argc, argv, "", opts)) != -1) {
 		if (opt != 't' || parse_uint(optarg, 1, 3600, &timeout) < 0)
-			return cmd_usage(cmd_find("stop"));
+			return cmd_usage(cmd_stop_usage);
 	}
 	if (argc - optind != 1)
-		return cmd_usage(cmd_find("stop"));
+		return cmd_usage(cmd_stop_usage);
 	name = argv[optind];
 	if (vm_paths(c, name, &p) < 0 || (lock = vm_lock(c, name)) < 0)
 		return cmd_fail("stop");

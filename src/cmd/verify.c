@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+const char cmd_verify_usage[] = "verify TARGET [--pubkey FILE]";
+
 int cmd_verify(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "pubkey", required_argument, 0, 'p' }, { 0 } };
@@ -23,11 +25,11 @@ int cmd_verify(struct conf *c, int argc, char **argv)
 	optind = 1;
 	while ((opt = cmd_getopt(argc, argv, "", opts)) != -1) {
 		if (opt != 'p')
-			return cmd_usage(cmd_find("verify"));
+			return cmd_usage(cmd_verify_usage);
 		o.pubkey = optarg;
 	}
 	if (argc - optind != 1)
-		return cmd_usage(cmd_find("verify"));
+		return cmd_usage(cmd_verify_usage);
 	if (stor_open_image(argv[optind], &fd, &size) < 0)
 		return cmd_fail("verify");
 	if (vfy_image(c, fd, size, argv[optind], &o, &r) < 0) {

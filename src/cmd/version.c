@@ -11,12 +11,14 @@
 #define VMSNAP_VERSION "dev"
 #endif
 
+const char cmd_version_usage[] = "version";
+
 int cmd_version(struct conf *c, int argc, char **argv)
 {
 	(void)c;
 	(void)argv;
 	if (argc != 1)
-		return cmd_usage(cmd_find("version"));
+		return cmd_usage(cmd_version_usage);
 	printf("vmsnap %s (mbedtls %s; signing %s, direct-io %s, max channels %d)\n", VMSNAP_VERSION,
 	       MBEDTLS_VERSION_STRING, IS_ENABLED(CONFIG_SIGNING) ? "on" : "off",
 	       IS_ENABLED(CONFIG_DIRECT_IO) ? "on" : "off", CONFIG_MAX_CHANNELS);

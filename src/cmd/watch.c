@@ -241,6 +241,8 @@ static int wait_for_power_fail(const struct conf *c, int sfd, int ifd)
 	}
 }
 
+const char cmd_watch_usage[] = "watch [--now]";
+
 int cmd_watch(struct conf *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "now", no_argument, 0, 'n' }, { 0 } };
@@ -251,11 +253,11 @@ int cmd_watch(struct conf *c, int argc, char **argv)
 	optind = 1;
 	while ((opt = cmd_getopt(argc, argv, "", opts)) != -1) {
 		if (opt != 'n')
-			return cmd_usage(cmd_find("watch"));
+			return cmd_usage(cmd_watch_usage);
 		now = true;
 	}
 	if (argc != optind)
-		return cmd_usage(cmd_find("watch"));
+		return cmd_usage(cmd_watch_usage);
 	log_to_syslog(true);
 	if (now)
 		return save_all(c);
