@@ -36,6 +36,37 @@ static char *trim(char *s)
 	return s;
 }
 
+/* One line of the definition: its option, and its value if it has one,
+ * appended to d->argv. The caller frees d on failure (the message is made
+ * first: opt points into d). */
+static int add_line(struct vm_def *d, char *p, int line, const char *origin)
+{
+	char *opt = trim(p), *val;
+
+	if (!*opt || *opt == '#')
+		return 0;
+	if (opt[0] != '-' || !opt[1])
+		return err_set(d->code, "%s:%d: '%s': each line is one QEMU option starting with '-'",
+			       origin, line, opt);
+	val = opt + strcspn(opt, " \t");
+	if (*val) {
+		*val++ = 0;
+		val = trim(val);
+	}
+	if (is_forbidden(opt))
+		return err_set(d->code, "%s:%d: option %s is not allowed: vmsnap manages it", origin,
+			       line, opt);
+	if (d->argc + 2 > VM_ARGS_MAX)
+		return err_set(d->code, "%s:%d: more than %d arguments", origin, line, VM_ARGS_MAX);
+	d->line[d->argc] = line;
+	d->argv[d->argc++] = opt;
+	if (*val) {
+		d->line[d->argc] = line;
+		d->argv[d->argc++] = val;
+	}
+	return 0;
+}
+
 int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *origin, int code)
 {
 	char *p, *next;
@@ -58,41 +89,12 @@ int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *ori
 	memcpy(d->store, text, len);
 	d->store[len] = 0;
 	for (p = d->store; p; p = next) {
-		char *opt, *val;
-
-		line++;
 		next = strchr(p, '\n');
 		if (next)
 			*next++ = 0;
-		opt = trim(p);
-		if (!*opt || *opt == '#')
-			continue;
-		if (opt[0] != '-' || !opt[1]) {
-			err_set(code, "%s:%d: '%s': each line is one QEMU option starting with '-'",
-				origin, line, opt);
-			vm_def_free(d); /* opt points into it: report first */
-			return -1;
-		}
-		val = opt + strcspn(opt, " \t");
-		if (*val) {
-			*val++ = 0;
-			val = trim(val);
-		}
-		if (is_forbidden(opt)) {
-			err_set(code, "%s:%d: option %s is not allowed: vmsnap manages it", origin, line,
-				opt);
+		if (add_line(d, p, ++line, origin) < 0) {
 			vm_def_free(d);
 			return -1;
-		}
-		if (d->argc + 2 > VM_ARGS_MAX) {
-			vm_def_free(d);
-			return err_set(code, "%s:%d: more than %d arguments", origin, line, VM_ARGS_MAX);
-		}
-		d->line[d->argc] = line;
-		d->argv[d->argc++] = opt;
-		if (*val) {
-			d->line[d->argc] = line;
-			d->argv[d->argc++] = val;
 		}
 	}
 	if (!d->argc) {
