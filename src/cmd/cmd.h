@@ -20,8 +20,11 @@ extern const struct cmd cmd_table[];
 
 /* Print "usage: vmsnap <usage>" and return EXIT_USAGE. */
 int cmd_usage(const char *usage);
-/* Print the pending error as "vmsnap: <name>: <msg>", return its exit code. */
+/* Print the pending error as "vmsnap: <name>: <msg>", return its exit code.
+ * With cmd_err_fd set (a console command's child) the message goes there
+ * alone, for the console's ERR reply. */
 int cmd_fail(const char *name);
+extern int cmd_err_fd;
 /* getopt_long with our conventions: unknown options are usage errors that
  * name the option. Returns the option, -1 at the end, '?' on error. */
 int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);

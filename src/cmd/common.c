@@ -24,9 +24,14 @@ int cmd_usage(const char *usage)
 	return EXIT_USAGE;
 }
 
+int cmd_err_fd = -1;
+
 int cmd_fail(const char *name)
 {
-	fprintf(stderr, "vmsnap: %s: %s\n", name, err_msg());
+	if (cmd_err_fd >= 0)
+		dprintf(cmd_err_fd, "%s\n", err_msg());
+	else
+		fprintf(stderr, "vmsnap: %s: %s\n", name, err_msg());
 	return err_code();
 }
 

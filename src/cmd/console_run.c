@@ -1,6 +1,7 @@
 /* console_run: one console command in a child process, its output relayed
  * line by line, and the reply's final OK or ERR line (console_run.h). */
 #include "console_run.h"
+#include "cmd.h"
 #include "err.h"
 
 #include <errno.h>
@@ -13,15 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* A child's output on its way to the console. Lines go out as they come,
- * except one that may be the command's final "vmsnap: CMD: ..." error: it
- * is held until the next line shows it was not the last. */
+/* A child's output on its way to the console, a line at a time. */
 struct relay_out {
 	struct con *k;
-	char prefix[32];
-	size_t plen, len, held_len;
-	bool have_held;
-	char held[640];
+	size_t len;
 	char buf[2048];
 };
 
@@ -38,17 +34,7 @@ static void on_line(struct relay_out *r, const char *s, size_t n)
 {
 	while (n && s[n - 1] == '\r')
 		n--;
-	if (r->have_held) {
-		emit(r, r->held, r->held_len);
-		r->have_held = false;
-	}
-	if (n >= r->plen && n <= sizeof(r->held) && !memcmp(s, r->prefix, r->plen)) {
-		memcpy(r->held, s, n);
-		r->held_len = n;
-		r->have_held = true;
-	} else {
-		emit(r, s, n);
-	}
+	emit(r, s, n);
 }
 
 /* Read what the child wrote so far: 1 at the end of its output, 0 when
@@ -106,34 +92,43 @@ static void relay_child(struct relay_out *r, int fd, pid_t pid, int *status)
 		on_line(r, r->buf, r->len);
 }
 
-static int reply(struct relay_out *r, const char *name, int status)
+/* The error the command failed with: what cmd_fail wrote to the child's
+ * error pipe (read once the child is gone), "" if it wrote none. */
+static void read_error(int fd, char *msg, size_t size)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < size - 1 && ((n = read(fd, msg + got, size - 1 - got)) > 0 ||
+				  (n < 0 && errno == EINTR)))
+		if (n > 0)
+			got += (size_t)n;
+	msg[got] = 0;
+	msg[strcspn(msg, "\n")] = 0;
+}
+
+static int reply(struct con *k, const char *name, int status, const char *msg)
 {
 	int code = EXIT_FAIL, sig;
 
 	if (WIFEXITED(status)) {
 		code = WEXITSTATUS(status);
-		if (code == EXIT_OK) {
-			if (r->have_held)
-				emit(r, r->held, r->held_len);
-			return con_printf(r->k, "OK");
-		}
+		if (code == EXIT_OK)
+			return con_printf(k, "OK");
 		if (code != EXIT_USAGE && code != EXIT_REFUSED)
 			code = EXIT_FAIL;
-		if (r->have_held)
-			return con_printf(r->k, "ERR %d %.*s", code, (int)(r->held_len - r->plen),
-					  r->held + r->plen);
-		return con_printf(r->k, "ERR %d %s failed with exit status %d", code, name,
+		if (msg[0])
+			return con_printf(k, "ERR %d %s", code, msg);
+		return con_printf(k, "ERR %d %s failed with exit status %d", code, name,
 				  WEXITSTATUS(status));
 	}
-	if (r->have_held)
-		emit(r, r->held, r->held_len);
 	sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-	return con_printf(r->k, "ERR 1 %s died of signal %d (%s); the console goes on", name, sig,
+	return con_printf(k, "ERR 1 %s died of signal %d (%s); the console goes on", name, sig,
 			  strsignal(sig));
 }
 
 static _Noreturn void child(struct con *k, struct conf *c, con_fn *fn, int argc, char **argv,
-			    const int p[2])
+			    const int p[2], const int e[2])
 {
 	int null = open("/dev/null", O_RDONLY);
 
@@ -143,48 +138,69 @@ static _Noreturn void child(struct con *k, struct conf *c, con_fn *fn, int argc,
 	if (null < 0 || dup2(null, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
 		_exit(EXIT_FAIL);
 	/* the command needs none of the console's descriptors */
-	int fds[] = { k->in, null, p[0], p[1] };
+	int fds[] = { k->in, null, p[0], p[1], e[0] };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] > 2)
 			close(fds[i]);
 	setvbuf(stdout, NULL, _IOLBF, 0); /* keep stdout and stderr lines in order */
 	err_clear();
+	cmd_err_fd = e[1]; /* cmd_fail's message: the reply's, not the output's */
 	int rc = fn(c, argc, argv);
 	fflush(NULL);
 	_exit(rc);
+}
+
+/* p: the child's output; e: the error it fails with. Both read ends never
+ * block (fcntl cannot fail on pipes we own). */
+static int open_pipes(int p[2], int e[2])
+{
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(e, O_CLOEXEC) < 0) {
+		int err = errno;
+		close(p[0]);
+		close(p[1]);
+		errno = err;
+		return -1;
+	}
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	fcntl(e[0], F_SETFL, O_NONBLOCK);
+	return 0;
 }
 
 int con_run(struct con *k, struct conf *c, con_fn *fn, int argc, char **argv)
 {
 	const char *name = argv[0];
 	struct relay_out *r = calloc(1, sizeof(*r));
-	int p[2], status, e;
+	char msg[1024];
+	int p[2], e[2], status, err;
 	pid_t pid;
 
 	if (!r)
 		return con_printf(k, "ERR 1 %s: out of memory", name);
 	r->k = k;
-	snprintf(r->prefix, sizeof(r->prefix), "vmsnap: %s: ", name);
-	r->plen = strlen(r->prefix);
-	if (pipe2(p, O_CLOEXEC) < 0) {
+	if (open_pipes(p, e) < 0) {
 		free(r);
 		return con_printf(k, "ERR 1 %s: pipe: %s", name, strerror(errno));
 	}
-	fcntl(p[0], F_SETFL, O_NONBLOCK); /* cannot fail on a pipe we own */
 	fflush(NULL); /* nothing buffered may be written twice */
 	pid = fork();
 	if (pid == 0)
-		child(k, c, fn, argc, argv, p);
-	e = errno;
+		child(k, c, fn, argc, argv, p, e);
+	err = errno;
 	close(p[1]);
+	close(e[1]);
 	if (pid < 0) {
 		close(p[0]);
+		close(e[0]);
 		free(r);
-		return con_printf(k, "ERR 1 %s: fork: %s", name, strerror(e));
+		return con_printf(k, "ERR 1 %s: fork: %s", name, strerror(err));
 	}
 	relay_child(r, p[0], pid, &status);
 	close(p[0]);
-	e = reply(r, name, status);
+	read_error(e[0], msg, sizeof(msg));
+	close(e[0]);
 	free(r);
-	return e < 0 || k->broken ? -1 : 0;
+	err = reply(k, name, status, msg);
+	return err < 0 || k->broken ? -1 : 0;
 }

@@ -9,9 +9,10 @@ struct conf;
 typedef int con_fn(struct conf *c, int argc, char **argv);
 
 /* fn(c, argc, argv) runs in a child (its own getopt and err state; a crash
- * stays there) with stdin /dev/null and stdout, stderr on a pipe to k. Its
- * final "vmsnap: ARGV0: MSG" line becomes "ERR CODE MSG", CODE its exit
- * status (1, 2 or 3); exit 0 becomes "OK". -1 if the console broke. */
+ * stays there) with stdin /dev/null and stdout, stderr on a pipe to k. The
+ * error it fails with (cmd_fail, through a pipe of its own) becomes
+ * "ERR CODE MSG", CODE its exit status (1, 2 or 3); exit 0 becomes "OK".
+ * -1 if the console broke. */
 int con_run(struct con *k, struct conf *c, con_fn *fn, int argc, char **argv);
 
 #endif
