@@ -89,27 +89,19 @@ static int put(struct copy *c, const uint8_t *buf, size_t n, uint64_t at)
 	return 0;
 }
 
-struct progress {
-	uint64_t t0, next, last_t, last_bytes;
-};
-
 /* Bytes, percent of what is to be written, MB/s over the last interval. */
-static void progress_line(const struct copy *c, struct progress *p)
+static void progress_line(const struct copy *c, struct rate *p)
 {
-	uint64_t t = now_ms();
 	char a[32], b[32];
+	double mbps, secs;
 
-	log_info("provisioning %s: %s of %s (%.0f%%), %.0f MB/s, %.1f s", c->dst,
+	rate_step(p, c->written, &mbps, &secs);
+	log_info("%s %s: %s of %s (%.0f%%), %.0f MB/s, %.1f s", c->what, c->dst,
 		 fmt_bytes(c->written, a, sizeof(a)), fmt_bytes(c->data, b, sizeof(b)),
-		 c->data ? 100.0 * (double)c->written / (double)c->data : 100.0,
-		 t > p->last_t ? (double)(c->written - p->last_bytes) / 1e3 / (double)(t - p->last_t) : 0.0,
-		 (double)(t - p->t0) / 1e3);
-	p->last_bytes = c->written;
-	p->last_t = t;
-	p->next = t + 1000;
+		 c->data ? 100.0 * (double)c->written / (double)c->data : 100.0, mbps, secs);
 }
 
-static int copy_range(struct copy *c, uint8_t *buf, uint64_t a, uint64_t b, struct progress *p)
+static int copy_range(struct copy *c, uint8_t *buf, uint64_t a, uint64_t b, struct rate *p)
 {
 	for (uint64_t at = a; at < b;) {
 		size_t n = b - at < COPY_BUF ? (size_t)(b - at) : COPY_BUF;
@@ -140,12 +132,13 @@ static int copy_range(struct copy *c, uint8_t *buf, uint64_t a, uint64_t b, stru
 
 int copy_run(struct copy *c)
 {
-	struct progress p = { .t0 = now_ms(), .next = now_ms() + 1000, .last_t = now_ms() };
+	struct rate p;
 	uint64_t pos = c->off, a, b;
 	uint8_t *buf;
 	int rc;
 
 	c->written = c->direct = 0;
+	rate_start(&p);
 	if (posix_memalign((void **)&buf, COPY_ALIGN, COPY_BUF))
 		return err_set(EXIT_FAIL, "copying %s: out of memory", c->src);
 	posix_fadvise(c->in, (off_t)c->off, (off_t)(c->end - c->off), POSIX_FADV_SEQUENTIAL);

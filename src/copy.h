@@ -16,7 +16,8 @@ struct copy {
 	int dout;                      /* the target with O_DIRECT, or -1 */
 	uint64_t off, end;             /* copy [off, end) to the same offsets */
 	bool sparse;                   /* skip holes: the target is a fresh file already sized */
-	bool progress;                 /* a line a second on stderr */
+	bool progress;                 /* a line a second on stderr, */
+	const char *what;              /* starting with this ("provisioning") */
 	const char *src, *dst;         /* names for messages */
 	volatile sig_atomic_t *cancel; /* set by a signal handler: stop with an error */
 	uint64_t data;                 /* copy_plan: the bytes copy_run will write */

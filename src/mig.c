@@ -271,10 +271,11 @@ static int failed(struct qmp *q, const char *status)
 }
 
 static void progress_line(struct qmp *q, const struct mig_opts *o, const struct relay *r,
-			  uint64_t ram_size, uint64_t t0, uint64_t *last_bytes, uint64_t *last_t)
+			  uint64_t ram_size, struct rate *pr)
 {
-	uint64_t bytes = r ? r->done : 0, t = now_ms();
+	uint64_t bytes = r ? r->done : 0;
 	char a[32], b[32];
+	double mbps, secs;
 	cJSON *info;
 
 	if (!r && !o->incoming && qmp_call(q, "query-migrate", NULL, NULL, 0, &info) == 0) {
@@ -283,13 +284,10 @@ static void progress_line(struct qmp *q, const struct mig_opts *o, const struct 
 	}
 	if (!bytes && !r)
 		return;
+	rate_step(pr, bytes, &mbps, &secs);
 	log_info("%s: %s (%.0f%% of %s RAM), %.0f MB/s, %.1f s", o->incoming ? "restoring" : "saving",
 		 fmt_bytes(bytes, a, sizeof(a)), ram_size ? 100.0 * (double)bytes / (double)ram_size : 0.0,
-		 fmt_bytes(ram_size, b, sizeof(b)),
-		 t > *last_t ? (double)(bytes - *last_bytes) / 1e3 / (double)(t - *last_t) : 0.0,
-		 (double)(t - t0) / 1e3);
-	*last_bytes = bytes;
-	*last_t = t;
+		 fmt_bytes(ram_size, b, sizeof(b)), mbps, secs);
 }
 
 /* Read the status of queued MIGRATION events: 1 completed, -1 failed, 0 not yet. */
@@ -328,11 +326,13 @@ static int drain_events(struct qmp *q, const struct relay *r)
 int mig_wait(struct qmp *q, const struct mig_opts *o, struct relay *r, uint64_t ram_size,
 	     bool progress, struct mig_stats *st)
 {
-	uint64_t t0 = now_ms(), last_t = t0, last_bytes = 0, next_progress = t0 + 1000;
+	uint64_t t0 = now_ms();
+	struct rate pr;
 	bool completed = false, relay_done = r == NULL;
 	cJSON *info;
 
 	memset(st, 0, sizeof(*st));
+	rate_start(&pr);
 	while (!completed || !relay_done) {
 		struct pollfd p[2] = { { .fd = qmp_fd(q), .events = POLLIN } };
 		int n = 1, rc;
@@ -368,9 +368,9 @@ int mig_wait(struct qmp *q, const struct mig_opts *o, struct relay *r, uint64_t 
 					relay_done = true;
 			}
 		}
-		if (progress && now_ms() >= next_progress) {
-			progress_line(q, o, r, ram_size, t0, &last_bytes, &last_t);
-			next_progress = now_ms() + 1000;
+		if (progress && now_ms() >= pr.next) {
+			progress_line(q, o, r, ram_size, &pr);
+			pr.next = now_ms() + 1000;
 		}
 	}
 	st->qemu_ms = now_ms() - t0;

@@ -257,3 +257,21 @@ const char *fmt_hex(const uint8_t *d, size_t n, char *buf, size_t size)
 	buf[2 * i] = 0;
 	return buf;
 }
+
+void rate_start(struct rate *r)
+{
+	r->t0 = r->last_t = now_ms();
+	r->next = r->t0 + 1000;
+	r->last_bytes = 0;
+}
+
+void rate_step(struct rate *r, uint64_t bytes, double *mbps, double *secs)
+{
+	uint64_t t = now_ms();
+
+	*mbps = t > r->last_t ? (double)(bytes - r->last_bytes) / 1e3 / (double)(t - r->last_t) : 0.0;
+	*secs = (double)(t - r->t0) / 1e3;
+	r->last_bytes = bytes;
+	r->last_t = t;
+	r->next = t + 1000;
+}

@@ -41,6 +41,16 @@ int parse_size(const char *s, uint64_t *out);
 /* Parse an unsigned decimal within [min, max]; -1 on junk or range. */
 int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 
+/* The figures of a progress line a second: MB/s over the interval since
+ * the last line, seconds since the start. */
+struct rate {
+	uint64_t t0, next; /* the start; when the next line is due */
+	uint64_t last_t, last_bytes;
+};
+void rate_start(struct rate *r);
+/* bytes done by now: the figures, and the next line due a second later. */
+void rate_step(struct rate *r, uint64_t bytes, double *mbps, double *secs);
+
 /* CPUs this process may run on (sched_getaffinity), at least 1. */
 int usable_cpus(void);
 

@@ -159,7 +159,7 @@ static int provision_ram(struct prov *p)
 {
 	char tmp[4300];
 	struct copy cp = { .off = 0, .end = p->sv.h.ram_bytes, .sparse = true, .dout = -1,
-			   .progress = p->cp.progress, .cancel = p->cp.cancel };
+			   .progress = p->cp.progress, .what = "provisioning", .cancel = p->cp.cancel };
 	int rc = -1;
 
 	if (path_beside(p->ram, sizeof(p->ram), p->dst, p->sv.h.ram_path) < 0 ||
@@ -221,6 +221,7 @@ static int provision(struct prov *p)
 	if (check_target(p, &h) < 0 || vfy_image(p->c, p->in, p->size, p->src, &p->vo, &p->sv) < 0)
 		return -1;
 	p->cp.in = p->in;
+	p->cp.what = "provisioning";
 	p->cp.off = IMG_HEADER_SIZE;
 	p->cp.end = p->end;
 	/* Holes only on a file: a device may not read back zeros where nothing was written. */
