@@ -117,17 +117,18 @@ static int open_direct(const char *path, bool insisted, int *dfd)
 
 /* What a restore holds from the first check to the running guest. */
 struct restore {
+	int fd, dfd;          /* the image; with O_DIRECT, or -1 */
+	struct vfy_result v;  /* its checked header and definition */
+	struct vm_def d;      /* the definition QEMU runs */
+	int lock;             /* the VM's, once it has a name */
+	const char *name;
+	bool launched;        /* QEMU started: a failure kills it again */
+	pid_t pid;
+	struct qmp q;
 	const struct conf *c;
 	const char *image;
 	const struct restore_opts *o;
 	struct restore_result *res;
-	struct vfy_result v;
-	struct vm_def d;
-	struct qmp q;
-	const char *name;
-	int fd, dfd, lock;
-	pid_t pid;
-	bool launched;
 };
 
 /* The definition QEMU runs: --vm-file's, or the one in the image; both
