@@ -3,6 +3,7 @@
 #include "vm.h"
 #include "err.h"
 #include "log.h"
+#include "qmp.h"
 #include "util.h"
 
 #include <errno.h>
@@ -348,4 +349,25 @@ void vm_kill(const struct conf *c, const char *name, pid_t pid)
 		vm_wait_gone(pid, 5000);
 	}
 	vm_cleanup(c, name);
+}
+
+void vm_state(const struct conf *c, const char *name, int reply_ms, char *out, size_t size)
+{
+	struct vm_paths p;
+	struct qmp q;
+	cJSON *r;
+
+	str_copy(out, size, "busy");
+	if (vm_paths(c, name, &p) < 0 || qmp_connect(&q, p.qmp, 500) < 0) {
+		err_clear();
+		return;
+	}
+	q.timeout_ms = reply_ms;
+	if (qmp_call(&q, "query-status", NULL, NULL, 0, &r) == 0) {
+		const char *s = qmp_str(r, "status");
+		str_copy(out, size, s ? s : "unknown");
+		cJSON_Delete(r);
+	}
+	qmp_close(&q);
+	err_clear();
 }

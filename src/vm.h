@@ -32,6 +32,10 @@ pid_t vm_pid(const struct conf *c, const char *name);
  * migrate-incoming. QEMU's own error is reported. */
 int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	      const char *const *extra, bool incoming);
+/* What QEMU says running VM name does ("running", "paused", ...; replies
+ * awaited reply_ms), into out: "busy" when another client holds its QMP
+ * socket, "unknown" when QEMU names none. Never an error (errors cleared). */
+void vm_state(const struct conf *c, const char *name, int reply_ms, char *out, size_t size);
 /* Wait up to timeout_ms for pid to exit: 0 gone, -1 still there. */
 int vm_wait_gone(pid_t pid, int timeout_ms);
 /* Kill QEMU hard and remove the run-time files (for failed restores). */

@@ -55,26 +55,10 @@ static int by_name(const void *a, const void *b)
 /* running, paused, ... as QEMU says; "busy" when another client holds QMP. */
 static void state_of(const struct conf *c, const char *name, pid_t pid, char *out, size_t size)
 {
-	struct vm_paths p;
-	struct qmp q;
-	cJSON *r;
-
-	if (!pid) {
+	if (pid)
+		vm_state(c, name, QMP_TIMEOUT_MS, out, size);
+	else
 		str_copy(out, size, "stopped");
-		return;
-	}
-	str_copy(out, size, "busy");
-	if (vm_paths(c, name, &p) < 0 || qmp_connect(&q, p.qmp, 500) < 0) {
-		err_clear();
-		return;
-	}
-	if (qmp_call(&q, "query-status", NULL, NULL, 0, &r) == 0) {
-		const char *s = qmp_str(r, "status");
-		str_copy(out, size, s ? s : "unknown");
-		cJSON_Delete(r);
-	}
-	qmp_close(&q);
-	err_clear();
 }
 
 const char cmd_list_usage[] = "list [--json]";
