@@ -4,6 +4,7 @@
 #include "sign.h"
 #include "util.h"
 
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -172,7 +173,7 @@ int inst_detect(struct qmp *q, char *path, size_t size)
 
 int inst_reference(struct img_header *h, const char *ram, const char *image, bool golden)
 {
-	char link_path[4200];
+	char link_path[PATH_MAX];
 	const char *base = strrchr(image, '/');
 	struct stat st;
 

@@ -6,6 +6,7 @@
 #include "image.h"
 #include "util.h"
 
+#include <limits.h>
 #include <dirent.h>
 #include <stdbool.h>
 #include <errno.h>
@@ -240,7 +241,7 @@ int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t 
 	DIR *d = opendir(dir);
 	struct dirent *e;
 	struct stat st;
-	char path[4096];
+	char path[PATH_MAX];
 
 	if (!d)
 		return err_sys(EXIT_REFUSED, "trusted_keys directory %s", dir);

@@ -8,6 +8,7 @@
 #include "util.h"
 #include "verify.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +68,7 @@ int snap_save_query_vm(struct save *s)
 static int preflight_instant(struct save *s, const char *target, enum stor_kind kind)
 {
 	struct stat ram, dir;
-	char d[4096];
+	char d[PATH_MAX];
 
 	if (s->o->keep_running)
 		return err_set(EXIT_USAGE,
@@ -94,7 +95,7 @@ static int preflight_room(struct save *s, const char *target, enum stor_kind kin
 {
 	uint64_t ram = s->h.ram_size + s->plugged;
 	uint64_t need = img_stream_offset(s->def_len) + ram + V2_OVERHEAD(ram), have;
-	char d[4096], a[32], b[32], n[32];
+	char d[PATH_MAX], a[32], b[32], n[32];
 	struct statvfs sv;
 
 	/* An existing target (through a symlink too) tells its own file system. */

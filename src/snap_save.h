@@ -3,6 +3,7 @@
 #ifndef VMSNAP_SNAP_SAVE_H
 #define VMSNAP_SNAP_SAVE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -32,7 +33,7 @@ struct save {
 	int pipe[2];
 	long long fdset;
 	char ram[CONF_PATH_MAX + 8]; /* instant mode: the RAM file */
-	char old_ram[4200];          /* the RAM file of the golden image being replaced */
+	char old_ram[PATH_MAX];          /* the RAM file of the golden image being replaced */
 };
 
 /* Before the stop (snap_preflight.c): what QEMU says about the VM, and every

@@ -45,7 +45,7 @@ static int blk_size(int fd, const char *path, uint64_t *size)
 
 static int parent_dir_ok(const char *path)
 {
-	char dir[4096];
+	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
 	struct stat st;
 

@@ -4,6 +4,7 @@
 #ifndef VMSNAP_STORAGE_H
 #define VMSNAP_STORAGE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -12,8 +13,8 @@
 enum stor_kind { STOR_MISSING, STOR_REG, STOR_BLK, STOR_OTHER };
 
 struct stor_target {
-	char path[4096]; /* where the image ends up (symlinks resolved) */
-	char tmp[4096];  /* regular files: the name it is written under */
+	char path[PATH_MAX]; /* where the image ends up (symlinks resolved) */
+	char tmp[PATH_MAX];  /* regular files: the name it is written under */
 	enum stor_kind kind;
 	int fd;          /* buffered, O_WRONLY */
 	int dfd;         /* O_DIRECT, or -1 */

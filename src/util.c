@@ -2,6 +2,7 @@
 #include "util.h"
 #include "err.h"
 
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -232,7 +233,7 @@ int path_beside(char *out, size_t size, const char *path, const char *name)
 
 int fsync_parent(const char *path)
 {
-	char dir[4096];
+	char dir[PATH_MAX];
 	int fd, rc;
 
 	if (path_dir(dir, sizeof(dir), path) < 0)

@@ -4,6 +4,7 @@
 #ifndef VMSNAP_VERIFY_H
 #define VMSNAP_VERIFY_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,10 +23,10 @@ struct vfy_result {
 	struct img_header h;
 	char *def;             /* the embedded definition (malloc'd, NUL-terminated) */
 	bool signature_checked;
-	char key_used[4096];
+	char key_used[PATH_MAX];
 	bool payload_checked;
 	uint64_t digest_ms;
-	char ram_path[4200];    /* v4: the RAM file, resolved */
+	char ram_path[PATH_MAX];    /* v4: the RAM file, resolved */
 	bool ram_checked;       /* v4: its content digest was checked */
 };
 

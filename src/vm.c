@@ -83,27 +83,36 @@ int vm_lock(const struct conf *c, const char *name)
  * with that pidfile: pids get reused. */
 static bool is_our_qemu(pid_t pid, const char *pidfile)
 {
-	char path[64], buf[8192];
-	ssize_t n;
+	enum { CMDLINE_MAX = 8192 };
+	char path[64], *buf;
+	bool ours = false;
+	ssize_t n = -1;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
+	buf = malloc(CMDLINE_MAX);
+	if (buf)
+		n = read(fd, buf, CMDLINE_MAX - 1);
 	close(fd);
-	if (n <= 0)
+	if (n <= 0) {
+		free(buf);
 		return false;
+	}
 	buf[n] = 0;
 	for (ssize_t i = 0; i < n;) {
 		const char *arg = buf + i;
 		size_t l = strlen(arg);
-		if (!strcmp(arg, "-pidfile") && i + (ssize_t)l + 1 < n)
-			return !strcmp(arg + l + 1, pidfile);
+		if (!strcmp(arg, "-pidfile") && i + (ssize_t)l + 1 < n) {
+			ours = !strcmp(arg + l + 1, pidfile);
+			break;
+		}
 		i += (ssize_t)l + 1;
 	}
-	return false;
+	free(buf);
+	return ours;
 }
 
 pid_t vm_pid(const struct conf *c, const char *name)

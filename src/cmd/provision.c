@@ -9,6 +9,7 @@
 #include "util.h"
 #include "verify.h"
 
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@ struct prov {
 	struct vfy_result sv, tv; /* source, target read back */
 	uint64_t sync_ms;
 	bool touched;             /* the target has been written to */
-	char ram[4200];           /* v4: the target's RAM file */
+	char ram[PATH_MAX];           /* v4: the target's RAM file */
 	uint64_t ram_bytes;       /* v4: bytes of it written */
 	int verity;               /* v4: fs-verity on the target's RAM file (1), not offered (0) */
 };
@@ -157,7 +158,7 @@ static int commit(struct prov *p, const struct img_header *partial)
  * covers both. */
 static int provision_ram(struct prov *p)
 {
-	char tmp[4300];
+	char tmp[PATH_MAX];
 	struct copy cp = { .off = 0, .end = p->sv.h.ram_bytes, .sparse = true, .dout = -1,
 			   .progress = p->cp.progress, .what = "provisioning", .cancel = p->cp.cancel };
 	int rc = -1;
@@ -290,6 +291,22 @@ static void report(const struct prov *p, uint64_t total_ms)
 	printf("total %.2f s\n", (double)total_ms / 1e3);
 }
 
+/* A factory image must be signed and whole: no policy setting relaxes that. */
+static struct prov *prov_new(const struct conf *c)
+{
+	struct prov *p = calloc(1, sizeof(*p)); /* large: off the stack */
+
+	if (!p)
+		return NULL;
+	p->c = c;
+	p->in = -1;
+	p->vo.require_signature = p->vo.verify_payload = true;
+	p->cp.dout = -1;
+	p->cp.cancel = &interrupted;
+	p->t.fd = p->t.dfd = -1;
+	return p;
+}
+
 const char cmd_provision_usage[] = "provision IMAGE TARGET [--pubkey FILE] [--progress]";
 
 int cmd_provision(struct conf *c, int argc, char **argv)
@@ -299,35 +316,41 @@ int cmd_provision(struct conf *c, int argc, char **argv)
 		{ "progress", no_argument, 0, O_PROGRESS },
 		{ 0 },
 	};
-	/* A factory image must be signed and whole: no policy setting relaxes that. */
-	struct prov p = { .c = c, .in = -1, .vo = { .require_signature = true, .verify_payload = true },
-			  .cp = { .dout = -1, .cancel = &interrupted } };
+	const char *pubkey = NULL;
+	bool progress = false;
 	uint64_t t0 = now_ms();
+	struct prov *p;
 	int opt, rc;
 
 	optind = 1;
 	while ((opt = cmd_getopt(argc, argv, "", opts)) != -1) {
 		if (opt == O_PUBKEY)
-			p.vo.pubkey = optarg;
+			pubkey = optarg;
 		else if (opt == O_PROGRESS)
-			p.cp.progress = true;
+			progress = true;
 		else
 			return cmd_usage(cmd_provision_usage);
 	}
 	if (argc - optind != 2)
 		return cmd_usage(cmd_provision_usage);
-	p.src = p.cp.src = argv[optind];
-	p.dst = p.cp.dst = argv[optind + 1];
-	p.t.fd = p.t.dfd = -1;
-	rc = provision(&p);
+	if (!(p = prov_new(c))) {
+		err_sys(EXIT_FAIL, "provisioning");
+		return cmd_fail("provision");
+	}
+	p->vo.pubkey = pubkey;
+	p->cp.progress = progress;
+	p->src = p->cp.src = argv[optind];
+	p->dst = p->cp.dst = argv[optind + 1];
+	rc = provision(p);
 	if (rc == 0)
-		report(&p, now_ms() - t0);
+		report(p, now_ms() - t0);
 	else
-		say_outcome(&p);
-	stor_close(&p.t);
-	vfy_free(&p.sv);
-	vfy_free(&p.tv);
-	if (p.in >= 0)
-		close(p.in);
+		say_outcome(p);
+	stor_close(&p->t);
+	vfy_free(&p->sv);
+	vfy_free(&p->tv);
+	if (p->in >= 0)
+		close(p->in);
+	free(p);
 	return rc < 0 ? cmd_fail("provision") : EXIT_OK;
 }
