@@ -24,7 +24,7 @@ int inst_fresh(const char *path, uint64_t size);
 
 /* QEMU arguments that put the RAM in path: shared (writes reach the file) or
  * private (golden: the file is opened read-only, the guest's writes stay in
- * memory). Fills args[0..3]; buffers live in *buf. */
+ * memory). Fills a->argv (NULL-terminated), whose strings live in *a. */
 struct inst_args {
 	char object[CONF_PATH_MAX + 160];
 	char machine[64];

@@ -65,12 +65,14 @@ int mig_setup(struct qmp *q, const struct mig_opts *o)
 	has_mapped = in_list(caps, "mapped-ram");
 	has_ignore = in_list(caps, "x-ignore-shared");
 	cJSON_Delete(caps);
+	/* The QEMU configured (qemu =) lacks what the format needs: a
+	 * configuration error, as in the save's preflight; the image is fine. */
 	if (v3 && !has_mapped)
-		return err_set(EXIT_REFUSED,
+		return err_set(EXIT_USAGE,
 			       "QEMU %s has no mapped-ram migration capability: v3 images need QEMU >= 9.0 (use a v2 image)",
 			       q->version_str);
 	if (v4 && !has_ignore)
-		return err_set(EXIT_REFUSED,
+		return err_set(EXIT_USAGE,
 			       "QEMU %s has no x-ignore-shared migration capability: instant-mode images need it",
 			       q->version_str);
 	list = cJSON_CreateArray();
@@ -301,7 +303,7 @@ static int drain_events(struct qmp *q, const struct relay *r)
 		int rc = 0;
 
 		if (name && !strcmp(name, "MIGRATION") && st) {
-			log_debug("migration %s%s", st, r ? "" : "");
+			log_debug("migration %s", st);
 			if (!strcmp(st, "completed"))
 				rc = 1;
 			else if (!strcmp(st, "failed") || !strcmp(st, "cancelled"))
