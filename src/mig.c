@@ -293,7 +293,7 @@ static void progress_line(struct qmp *q, const struct mig_opts *o, const struct 
 }
 
 /* Read the status of queued MIGRATION events: 1 completed, -1 failed, 0 not yet. */
-static int drain_events(struct qmp *q, const struct relay *r)
+static int drain_events(struct qmp *q)
 {
 	cJSON *ev;
 
@@ -339,7 +339,7 @@ int mig_wait(struct qmp *q, const struct mig_opts *o, struct relay *r, uint64_t 
 		struct pollfd p[2] = { { .fd = qmp_fd(q), .events = POLLIN } };
 		int n = 1, rc;
 
-		rc = drain_events(q, r);
+		rc = drain_events(q);
 		if (rc < 0)
 			return -1;
 		if (rc > 0)
