@@ -20,6 +20,9 @@ struct vm_paths {
 };
 int vm_paths(const struct conf *c, const char *name, struct vm_paths *p);
 
+/* Create run_dir (and its parents), mode 0700. */
+int vm_run_dir(const struct conf *c);
+
 /* Take the per-VM lock (run_dir/NAME.lock): fails "busy" if another
  * vmsnap works on the VM. Returns the lock fd (close to release). */
 int vm_lock(const struct conf *c, const char *name);
