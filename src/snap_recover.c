@@ -102,8 +102,11 @@ int snap_recover(const struct conf *c, const char *name, struct qmp *q, pid_t qe
 	return 0;
 }
 
+/* How a failed save left the VM. */
+enum after { VM_UNTOUCHED, VM_RUNNING_AGAIN, VM_PAUSED, VM_GONE };
+
 /* Put the VM back as it was after a failure. */
-enum after snap_save_roll_back(struct save *s)
+static enum after roll_back(struct save *s)
 {
 	cJSON *r;
 
@@ -137,7 +140,7 @@ enum after snap_save_roll_back(struct save *s)
 }
 
 /* When the target's file system filled up, say how full it is. */
-void snap_save_explain_full(struct save *s, char *msg, size_t size)
+static void explain_full(struct save *s, char *msg, size_t size)
 {
 	struct statvfs sv;
 	char a[32], b[32];
@@ -151,4 +154,24 @@ void snap_save_explain_full(struct save *s, char *msg, size_t size)
 		     s->t.path, fmt_bytes((uint64_t)sv.f_bavail * sv.f_frsize, a, sizeof(a)),
 		     fmt_bytes(s->h.ram_size, b, sizeof(b))) < 0)
 		msg[n] = 0;
+}
+
+/* The save failed: the VM is put back as it was and the error says how it
+ * was left (and, on a full file system, how full). */
+void snap_save_fail(struct save *s)
+{
+	enum after after = VM_UNTOUCHED;
+	char msg[600], gone[160];
+	int code = err_code();
+
+	str_copy(msg, sizeof(msg), err_msg());
+	explain_full(s, msg, sizeof(msg));
+	if (s->q.fd > 0)
+		after = roll_back(s);
+	snprintf(gone, sizeof(gone), "; QEMU of VM '%s' is gone: start it again with vmsnap run %s",
+		 s->name, s->name);
+	err_set(code, "%s%s", msg,
+		after == VM_GONE ? gone :
+		after == VM_RUNNING_AGAIN ? "; the VM is running again" :
+		after == VM_PAUSED ? "; the VM stays paused (a new save resumes it first)" : "");
 }

@@ -291,26 +291,6 @@ static void fill_result(const struct save *s, struct save_result *res)
 	res->direct_io = s->t.dfd >= 0;
 }
 
-/* The save failed: the VM is put back as it was and the error says how it
- * was left (and, on a full file system, how full). */
-static void fail(struct save *s)
-{
-	enum after after = VM_UNTOUCHED;
-	char msg[600], gone[160];
-	int code = err_code();
-
-	str_copy(msg, sizeof(msg), err_msg());
-	snap_save_explain_full(s, msg, sizeof(msg));
-	if (s->q.fd > 0)
-		after = snap_save_roll_back(s);
-	snprintf(gone, sizeof(gone), "; QEMU of VM '%s' is gone: start it again with vmsnap run %s",
-		 s->name, s->name);
-	err_set(code, "%s%s", msg,
-		after == VM_GONE ? gone :
-		after == VM_RUNNING_AGAIN ? "; the VM is running again" :
-		after == VM_PAUSED ? "; the VM stays paused (a new save resumes it first)" : "");
-}
-
 /* RAM files of golden instant images: a failed save removes the link it
  * made; a successful one the replaced image's file, unless it is this one. */
 static void tidy_ram_files(struct save *s, bool ok)
@@ -367,7 +347,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 		fill_result(s, res);
 		rc = 0;
 	} else {
-		fail(s);
+		snap_save_fail(s);
 	}
 	tidy_ram_files(s, rc == 0);
 	release(s, lock);

@@ -42,10 +42,8 @@ int snap_save_query_vm(struct save *s);
 int snap_save_preflight(struct save *s, const char *target);
 void snap_save_note_old_ram(struct save *s, const char *target);
 
-/* After a failure (snap_recover.c): put the VM back as it was. */
-enum after { VM_UNTOUCHED, VM_RUNNING_AGAIN, VM_PAUSED, VM_GONE };
-enum after snap_save_roll_back(struct save *s);
-/* When the target's file system filled up, add how full it is to msg. */
-void snap_save_explain_full(struct save *s, char *msg, size_t size);
+/* After a failure (snap_recover.c): put the VM back as it was, and add to
+ * the pending error how it was left (and, on a full file system, how full). */
+void snap_save_fail(struct save *s);
 
 #endif
