@@ -15,6 +15,36 @@
 
 #define MAX_WORDS 8
 
+static int status_cmd(struct conf *c, int argc, char **argv);
+
+struct verb {
+	const char *name, *args, *what;
+	int min, max; /* words after the name */
+	/* runs in a child with output on a pipe; NULL: the console's own */
+	int (*run)(struct conf *c, int argc, char **argv);
+	bool progress; /* long: ask for a progress line a second */
+};
+
+static const struct verb verbs[] = {
+	{ "help", "", "this list", 0, 0, NULL, false },
+	{ "list", "", "defined and running VMs: NAME STATE PID", 0, 0, cmd_list, false },
+	{ "status", " NAME", "\"NAME running pid N\" (or paused, ...) or \"NAME stopped\"", 1, 1,
+	  status_cmd, false },
+	{ "run", " NAME", "start VM NAME from its definition", 1, 1, cmd_run, false },
+	{ "stop", " NAME", "shut VM NAME down", 1, 1, cmd_stop, false },
+	{ "save", " NAME [TARGET]", "save VM NAME (default: its configured image); QEMU exits", 1,
+	  2, cmd_save, true },
+	{ "restore", " TARGET", "start the VM saved in TARGET and resume it", 1, 1, cmd_restore,
+	  true },
+	{ "verify", " TARGET", "check completeness, signature and payload digest", 1, 1,
+	  cmd_verify, false },
+	{ "inspect", " TARGET", "header and embedded VM definition", 1, 1, cmd_inspect, false },
+	{ "version", "", "version and build options", 0, 0, cmd_version, false },
+	{ "quit", "", "end the session (also: exit, end of input)", 0, 0, NULL, false },
+	{ "exit", "", NULL, 0, 0, NULL, false },
+};
+
+/* status NAME, in a child like the other commands. */
 static int status_cmd(struct conf *c, int argc, char **argv)
 {
 	const char *name = argv[argc - 1];
