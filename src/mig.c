@@ -325,13 +325,28 @@ static int drain_events(struct qmp *q)
 	return 0;
 }
 
+/* QEMU's own figures of a finished save (its total time, bytes sent); a
+ * restore has only our clock. */
+static void final_stats(struct qmp *q, const struct mig_opts *o, uint64_t ms, struct mig_stats *st)
+{
+	cJSON *info;
+
+	st->qemu_ms = ms;
+	if (!o->incoming && qmp_call(q, "query-migrate", NULL, NULL, 0, &info) == 0) {
+		cJSON *ram = cJSON_GetObjectItem(info, "ram");
+		st->qemu_ms = (uint64_t)qmp_int(info, "total-time", (long long)st->qemu_ms);
+		st->transferred = (uint64_t)qmp_int(ram, "transferred", 0);
+		st->ram_total = (uint64_t)qmp_int(ram, "total", 0);
+		cJSON_Delete(info);
+	}
+}
+
 int mig_wait(struct qmp *q, const struct mig_opts *o, struct relay *r, uint64_t ram_size,
 	     bool progress, struct mig_stats *st)
 {
 	uint64_t t0 = now_ms();
 	struct rate pr;
 	bool completed = false, relay_done = r == NULL;
-	cJSON *info;
 
 	memset(st, 0, sizeof(*st));
 	rate_start(&pr);
@@ -375,13 +390,6 @@ int mig_wait(struct qmp *q, const struct mig_opts *o, struct relay *r, uint64_t 
 			pr.next = now_ms() + 1000;
 		}
 	}
-	st->qemu_ms = now_ms() - t0;
-	if (!o->incoming && qmp_call(q, "query-migrate", NULL, NULL, 0, &info) == 0) {
-		cJSON *ram = cJSON_GetObjectItem(info, "ram");
-		st->qemu_ms = (uint64_t)qmp_int(info, "total-time", (long long)st->qemu_ms);
-		st->transferred = (uint64_t)qmp_int(ram, "transferred", 0);
-		st->ram_total = (uint64_t)qmp_int(ram, "total", 0);
-		cJSON_Delete(info);
-	}
+	final_stats(q, o, now_ms() - t0, st);
 	return 0;
 }

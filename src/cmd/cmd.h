@@ -35,6 +35,8 @@ int cmd_channels(const char *arg, unsigned *out);
 int cmd_bypass(bool *bypass, bool insisted);
 /* Print o as one line of JSON and free it. */
 void cmd_print_json(cJSON *o);
+/* Add an image's format, channels and direct_io to o (save, restore). */
+void cmd_add_format(cJSON *o, int version, unsigned channels, bool direct_io);
 /* Add the phase times of a save or restore (milliseconds) to o. */
 struct snap_times;
 void cmd_add_times(cJSON *o, const struct snap_times *t);

@@ -60,6 +60,13 @@ void cmd_print_json(cJSON *o)
 	cJSON_Delete(o);
 }
 
+void cmd_add_format(cJSON *o, int version, unsigned channels, bool direct_io)
+{
+	cJSON_AddNumberToObject(o, "format", version);
+	cJSON_AddNumberToObject(o, "channels", channels);
+	cJSON_AddBoolToObject(o, "direct_io", direct_io);
+}
+
 void cmd_add_times(cJSON *o, const struct snap_times *t)
 {
 	struct rusage ru;

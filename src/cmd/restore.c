@@ -18,9 +18,7 @@ static void report(const char *image, const struct restore_result *r, bool json)
 		cJSON_AddStringToObject(j, "image", image);
 		cJSON_AddBoolToObject(j, "running", r->running);
 		cJSON_AddBoolToObject(j, "golden", r->golden);
-		cJSON_AddNumberToObject(j, "format", r->version);
-		cJSON_AddNumberToObject(j, "channels", r->channels);
-		cJSON_AddBoolToObject(j, "direct_io", r->direct_io);
+		cmd_add_format(j, r->version, r->channels, r->direct_io);
 		cJSON_AddNumberToObject(j, "ram_size", (double)r->ram_size);
 		cJSON_AddNumberToObject(j, "stream_length", (double)r->stream_length);
 		cmd_add_times(j, &r->t);

@@ -27,9 +27,7 @@ static void report(const char *name, const char *target, const struct save_opts 
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "name", name);
 		cJSON_AddStringToObject(o, "target", target);
-		cJSON_AddNumberToObject(o, "format", r->version);
-		cJSON_AddNumberToObject(o, "channels", r->channels);
-		cJSON_AddBoolToObject(o, "direct_io", r->direct_io);
+		cmd_add_format(o, r->version, r->channels, r->direct_io);
 		cJSON_AddBoolToObject(o, "signed", r->signed_);
 		cJSON_AddNumberToObject(o, "ram_size", (double)r->ram_size);
 		cJSON_AddNumberToObject(o, "stream_length", (double)r->stream_length);
