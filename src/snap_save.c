@@ -334,6 +334,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	s->name = name;
 	s->o = o;
 	s->res = res;
+	s->q.fd = -1;
 	s->pipe[0] = s->pipe[1] = -1;
 	s->fdset = -1;
 	s->t.fd = s->t.dfd = -1;
