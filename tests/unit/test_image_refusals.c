@@ -223,6 +223,33 @@ static void test_vfy_read_refuses_truncated_body(void **s)
 	tu_rmtree(dir);
 }
 
+/* vfy_peek: 1 for an image (its header read), 0 for a file that is none,
+ * -1 for a path that does not open; it never leaves an error pending. */
+static void test_vfy_peek(void **s)
+{
+	char dir[64], path[4096];
+	struct img_header h, got;
+
+	(void)s;
+	tu_mkdtemp(dir);
+	tu_path(path, dir, "img");
+	tu_header(&h, 9, 5000);
+	h.flags |= IMG_F_GOLDEN;
+	tu_write_image(path, &h, "-m 64\n-nodefaults\n", 0, NULL);
+	assert_int_equal(vfy_peek(path, &got), 1);
+	assert_true(got.flags & IMG_F_GOLDEN);
+	assert_string_equal(got.name, "vm1");
+	assert_string_equal(err_msg(), "unknown error"); /* nothing pending */
+	tu_write_str(path, "not an image\n");
+	assert_int_equal(vfy_peek(path, &got), 0);
+	assert_string_equal(err_msg(), "unknown error"); /* nothing pending */
+	tu_path(path, dir, "missing");
+	assert_int_equal(vfy_peek(path, &got), -1);
+	assert_string_equal(err_msg(), "unknown error"); /* nothing pending */
+	assert_int_equal(vfy_peek(dir, &got), -1); /* a directory is no image either */
+	tu_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +257,7 @@ int main(void)
 		cmocka_unit_test(test_decode_any_flipped_byte_is_refused),
 		cmocka_unit_test(test_vfy_read_refuses_every_truncated_header),
 		cmocka_unit_test(test_vfy_read_refuses_truncated_body),
+		cmocka_unit_test(test_vfy_peek),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
