@@ -275,13 +275,8 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 		close(fd);
 		return err_sys(EXIT_FAIL, "restoring %s", image);
 	}
-	r->c = c;
-	r->image = image;
-	r->o = o;
-	r->res = res;
-	r->q.fd = -1;
-	r->fd = fd;
-	r->dfd = r->lock = -1;
+	*r = (struct restore){ .fd = fd, .dfd = -1, .lock = -1, .q = { .fd = -1 },
+			       .c = c, .image = image, .o = o, .res = res };
 	rc = restore_steps(r, size);
 	if (rc == 0)
 		res->t.total = now_ms() - t0;

@@ -330,14 +330,8 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	memset(res, 0, sizeof(*res));
 	if (!s)
 		return err_sys(EXIT_FAIL, "saving VM '%s'", name);
-	s->c = c;
-	s->name = name;
-	s->o = o;
-	s->res = res;
-	s->q.fd = -1;
-	s->pipe[0] = s->pipe[1] = -1;
-	s->fdset = -1;
-	s->t.fd = s->t.dfd = -1;
+	*s = (struct save){ .c = c, .name = name, .o = o, .res = res, .q = { .fd = -1 },
+			    .t = { .fd = -1, .dfd = -1 }, .pipe = { -1, -1 }, .fdset = -1 };
 	if (attach(s, &lock) < 0) {
 		release(s, lock);
 		return -1;
