@@ -49,6 +49,11 @@ SRC := $(LIB_SRC) $(patsubst %.o,src/%.c,$(cmd-y))
 # A .c file in no list (on or off) would silently not be built: say so.
 LISTED := $(patsubst %.o,src/%.c,$(obj-y) $(obj-) $(cmd-y) $(cmd-))
 UNLISTED := $(filter-out $(LISTED),$(wildcard src/*.c src/*/*.c))
+ifneq ($(UNLISTED),)
+ifneq ($(filter-out clean distclean help %config,$(or $(MAKECMDGOALS),all)),)
+$(error $(UNLISTED): in no list of src/Kbuild (add obj-y += or cmd-y +=))
+endif
+endif
 # Per-object flags (CFLAGS_x.o in src/Kbuild) for the source $<.
 objflags = $(CFLAGS_$(patsubst src/%.c,%.o,$<))
 
@@ -79,6 +84,7 @@ obj   = $(patsubst %.c,$(O)/target/%.o,$(patsubst $(DL)/%,third/%,$(1)))
 hobj  = $(patsubst %.c,$(HOST_O)/%.o,$(patsubst $(DL)/%,third/%,$(1)))
 
 TARGET_OBJS := $(call obj,$(SRC) $(THIRD_SRC))
+HOST_OBJS := $(call hobj,$(SRC) $(THIRD_SRC))
 HOST_LIB_OBJS := $(call hobj,$(LIB_SRC) $(THIRD_SRC))
 
 .PHONY: FORCE all defconfig %_defconfig menuconfig savedefconfig olddefconfig size clean distclean \
@@ -157,7 +163,6 @@ $(HOST_O)/third/%.o: $(DL)/%.c $(O)/include/config.h
 	$(Q)$(HOSTCC) $(HOST_CFLAGS) -w -c $< -o $@
 
 $(O)/vmsnap.unstripped: $(TARGET_OBJS)
-	@$(if $(UNLISTED),echo "$(UNLISTED): in no list of src/Kbuild (add obj-y += or cmd-y +=)" >&2; exit 2)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^
 $(O)/vmsnap: $(O)/vmsnap.unstripped
@@ -168,7 +173,7 @@ size: $(O)/vmsnap
 	@stat -c '%s bytes  $(O)/vmsnap' $(O)/vmsnap
 
 # The host build of the vmsnap binary: for valgrind and sanitizer runs.
-$(HOST_O)/vmsnap: $(call hobj,$(SRC) $(THIRD_SRC))
+$(HOST_O)/vmsnap: $(HOST_OBJS)
 	$(call say,HOSTLD,$@)
 	$(Q)$(HOSTCC) $(HOST_LDFLAGS) -pthread -o $@ $^
 
@@ -280,4 +285,4 @@ help:
 	@echo "make clean|distclean  remove build outputs (and fetched sources, .config)"
 	@echo "make V=1 ...          print full commands instead of short lines"
 
--include $(TARGET_OBJS:.o=.d) $(HOST_LIB_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d)
+-include $(TARGET_OBJS:.o=.d) $(HOST_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d)
