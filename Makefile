@@ -47,7 +47,7 @@ include src/Kbuild
 LIB_SRC := $(patsubst %.o,src/%.c,$(obj-y))
 SRC := $(LIB_SRC) $(patsubst %.o,src/%.c,$(cmd-y))
 # A .c file in no list (on or off) would silently not be built: say so.
-LISTED := $(patsubst %.o,src/%.c,$(obj-y) $(obj-) $(cmd-y) $(cmd-))
+LISTED := $(patsubst %.o,src/%.c,$(obj-y) $(obj-) $(obj-n) $(cmd-y) $(cmd-) $(cmd-n))
 UNLISTED := $(filter-out $(LISTED),$(wildcard src/*.c src/*/*.c))
 ifneq ($(UNLISTED),)
 ifneq ($(filter-out clean distclean help %config,$(or $(MAKECMDGOALS),all)),)
