@@ -164,7 +164,7 @@ unit: $(UNIT_BIN)
 # the seeds in tests/fuzz/corpus/<target>/ (tests/fuzz/seed.sh makes them).
 FUZZ_CC      ?= clang
 FUZZ_TIME    ?= 60
-FUZZ_TARGETS := header conf vmdef qmp
+FUZZ_TARGETS := header conf vmdef qmp inspect
 FUZZ_O       := $(O)/fuzz
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined $(WARN) $(DEFS) $(INCLUDES)
