@@ -37,6 +37,16 @@ static bool is_forbidden(const char *opt)
 	return false;
 }
 
+/* A value that starts with '-' is read by QEMU as the next option when the
+ * option before it takes none ("-nodefaults -readconfig"): refused, except
+ * for the kernel command line, which is free text. */
+static bool value_is_option(const char *opt, const char *val)
+{
+	const char *o = opt + (opt[1] == '-' ? 2 : 1);
+
+	return val[0] == '-' && strcmp(o, "append") != 0;
+}
+
 static char *trim(char *s)
 {
 	char *e;
@@ -94,6 +104,12 @@ int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *ori
 		if (is_forbidden(opt)) {
 			err_set(code, "%s:%d: option %s is not allowed: vmsnap manages it", origin, line,
 				opt);
+			vm_def_free(d);
+			return -1;
+		}
+		if (value_is_option(opt, val)) {
+			err_set(code, "%s:%d: option %s: value '%.100s' starts with '-': QEMU could read it as an option",
+				origin, line, opt, val);
 			vm_def_free(d);
 			return -1;
 		}

@@ -73,6 +73,15 @@ refused "-chardev into run_dir" "names a file in run_dir" \
 refused "-chardev file over another VM's pidfile" "names a file in run_dir" \
 	"-chardev file,id=evil,path=$T/run/vm2.pid"
 refused "a *.qmp socket outside run_dir" "names a QMP socket" "-serial unix:/tmp/other.qmp"
+# Security round 2 (issue 13): each of these passed the filter before.
+refused "-trace {} with a file after the JSON" "one object, nothing after it" \
+	"-trace {},file=$T/run/vm2.pid"
+refused "a json: file name" "is a json: file name" \
+	"-drive if=none,file=json:{\"driver\":\"file\",,\"filename\":\"$T/run/vm2.pid\"}"
+refused "an HMP monitor on -serial mon:" "opens a monitor (mon:)" \
+	"-serial mon:unix:$T/hmp.sock,server=on,wait=off"
+refused "-readconfig in the value slot of -nodefaults" "value '-readconfig' starts with '-'" \
+	"-nodefaults -readconfig"
 
 # The control: the forged image with the harmless definition restores.
 vs stop lit >/dev/null 2>&1
@@ -94,3 +103,14 @@ check "  ... names the reserved bytes" err_names "reserved"
 expect_rc "  ... restore exit 3" 3 vs restore "$T/pad.img"
 check "  ... no QEMU started" no_qemu
 expect_rc "the unchanged signed image verifies" 0 vs verify "$T/signed.img"
+
+# --- inspect on crafted headers ----------------------------------------------------
+# Digests right, values no real save writes: a creation time no date can
+# hold (gmtime() had no answer: inspect crashed) and a stream version with
+# the top bit set (shifted into an int's sign bit: printed negative).
+C=$TOP/tests/fuzz/corpus/inspect
+expect_rc "inspect, created = 2^63-1: exit 0 (no crash)" 0 vs inspect "$C/regress-created-huge"
+check "  ... prints the number, not a date" grep -qE '^created +9223372036854775808 \(not a date\)$' "$T/out"
+expect_rc "inspect --json of the same: exit 0" 0 vs inspect --json "$C/regress-created-huge"
+expect_rc "inspect, a stream starting QEVM\\x80: exit 0" 0 vs inspect "$C/regress-stream-version-sign"
+check "  ... stream_version is 0x80000003, unsigned" grep -qE '^stream_version +2147483651$' "$T/out"

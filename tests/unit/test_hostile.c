@@ -327,6 +327,23 @@ static const struct {
 	  "QMP socket" },
 	{ "JSON vmsnap cannot read", "-blockdev {'driver':'file','filename':'@RUN@/vm2.pid'}\n",
 	  "JSON vmsnap cannot read" },
+	/* Security round 2 (issue 13, item 14): each passed the filter before. */
+	{ "JSON with options after it (-trace)", "-trace {},file=@RUN@/vm2.pid\n",
+	  "one object, nothing after it" },
+	{ "JSON with options after it (-fw_cfg)", "-fw_cfg {},file=@RUN@/vm2.vm,name=opt/x\n",
+	  "one object, nothing after it" },
+	{ "a json: file name in -drive",
+	  "-drive file=json:{\"driver\":\"file\",,\"filename\":\"@RUN@/vm2.pid\"},format=raw\n",
+	  "is a json: file name" },
+	{ "a json: file name inside -blockdev JSON",
+	  "-blockdev {\"driver\":\"raw\",\"node-name\":\"r\",\"file\":\"json:{}\"}\n",
+	  "is a json: file name" },
+	{ "a human monitor on -serial mon:", "-serial mon:unix:@DIR@/m.sock,server=on,wait=off\n",
+	  "opens a monitor (mon:)" },
+	{ "a human monitor on -serial mon:stdio", "-serial mon:stdio\n", "opens a monitor (mon:)" },
+	{ "a forbidden option in the value slot", "-nodefaults -readconfig\n-m 64\n",
+	  ":1: option -nodefaults: value '-readconfig' starts with '-'" },
+	{ "-S in the value slot", "-no-reboot -S\n", "value '-S' starts with '-'" },
 	{ "not an option", "-m 64\nrm -rf /\n", ":2: 'rm -rf /': each line is one QEMU option" },
 	{ "a NUL byte", NULL, "NUL byte" },
 };
@@ -419,6 +436,9 @@ static void test_vm_def_check_table(void **s)
 		{ "-append root=/dev/vda console=ttyS0 init=/sbin/init\n", 0 },
 		{ "-name $(touch /tmp/pwned)\n-append a;touch x\n", 0 },
 		{ "-kernel @DIR@/k\n-append qmp=x\n", 0 },
+		{ "-kernel @DIR@/k\n-append -v quiet\n", 0 }, /* free text may start with '-' */
+		{ "-blockdev {\"driver\":\"null-co\",\"node-name\":\"n\"}  \n", 0 },
+		{ "-serial chardev:mon\n-name mon:x\n", 1 }, /* any value, strictly */
 		{ "-chardev socket,id=c,path=@RUN@\n", 1 },
 		{ "-chardev socket,id=c,path=@RUN@/\n", 1 },
 		{ "-chardev socket,id=c,path=@RUN@/vm2.sock\n", 1 },
