@@ -51,7 +51,8 @@ LDFLAGS := -static -Wl,--gc-sections
 # Host build of the same sources for unit tests, sanitizers and valgrind.
 # SANITIZE=1 (ASan+UBSan) builds into directories of its own, so sanitized
 # and plain objects never mix and valgrind always has the plain binary.
-HOST_CFLAGS := -std=gnu11 -g -O1 $(WARN) $(DEFS) $(INCLUDES)
+# It is the test build: crash points (VMSNAP_CRASH_AT) on, whatever .config says.
+HOST_CFLAGS := -std=gnu11 -g -O1 $(WARN) $(DEFS) $(INCLUDES) -DVMSNAP_TEST_BUILD
 ifeq ($(SANITIZE),1)
 HOST_O   := $(O)/host-san
 UNIT_O   := $(O)/unit-san

@@ -369,7 +369,7 @@ int qmp_attach(struct qmp *q, int fd, const char *path, uint64_t deadline)
 
 void qmp_close(struct qmp *q)
 {
-	if (q->fd > 0)
+	if (q->fd >= 0) /* fd 0 is a socket like any other when stdin was closed */
 		close(q->fd);
 	q->fd = -1;
 	free(q->buf);
