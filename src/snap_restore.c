@@ -167,7 +167,9 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 	if (v.h.version == 4) {
 		/* Resume-once: the guest continues in its RAM file; golden: every
 		 * boot starts from the same pristine file, mapped privately. */
-		inst_args(&ia, v.ram_path, v.h.ram_bytes, res->golden);
+		if ((res->golden ? inst_args_fd(&ia, v.ram_fd, v.h.ram_bytes)
+				 : inst_args(&ia, v.ram_path, v.h.ram_bytes, false)) < 0)
+			goto out;
 		extra = ia.argv;
 	} else if (v.h.flags & IMG_F_RAM_BACKEND) {
 		inst_args_anon(&ia, v.h.ram_size);

@@ -10,6 +10,8 @@
 #include "conf.h"
 
 #define VM_ARGS_MAX 512
+/* How long a starting QEMU may take to greet on its QMP socket. */
+#define VM_START_TIMEOUT_MS 60000
 
 struct vm_def {
 	char *text;   /* the definition as written (embedded in images) */

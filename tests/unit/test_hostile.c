@@ -293,6 +293,7 @@ static const struct {
 	{ "-chroot", "-chroot /tmp\n", "option -chroot is not allowed" },
 	{ "-runas", "-runas nobody\n", "option -runas is not allowed" },
 	{ "-run-with", "-run-with user=nobody\n", "option -run-with is not allowed" },
+	{ "-sandbox", "-sandbox off\n", "option -sandbox is not allowed" },
 	{ "another VM's QMP socket in run_dir",
 	  "-m 64\n-chardev socket,id=c,path=@RUN@/vm2.qmp\n-serial chardev:c\n",
 	  ":2: option -chardev 'socket,id=c,path=" },
