@@ -144,6 +144,9 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 		if (vm_def_parse(&d, v.def, v.h.def_length, origin, EXIT_REFUSED) < 0 ||
 		    vm_def_check(&d, c->run_dir) < 0)
 			goto out;
+		if (c->unsigned_options[0] && !v.signature_checked &&
+		    vm_def_allowed(&d, c->unsigned_options, "unsigned_options") < 0)
+			goto out;
 	}
 	name = o->name ? o->name : v.h.name;
 	if (!conf_name_ok(name)) {

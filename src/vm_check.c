@@ -232,3 +232,33 @@ int vm_def_check(const struct vm_def *d, const char *run_dir)
 	return err_set(d->code ? d->code : EXIT_USAGE, "%s:%d: option %s '%.200s' %s", d->origin,
 		       d->line[i], d->argv[i - 1], d->argv[i], why);
 }
+
+/* Is option o (its name, no '-') in list ("m smp,device ...")? */
+static bool listed(const char *list, const char *o)
+{
+	size_t n = strlen(o);
+
+	for (const char *p = list; *p;) {
+		size_t l = strcspn(p, " ,\t");
+		if (l == n && !strncmp(p, o, n))
+			return true;
+		p += l;
+		p += strspn(p, " ,\t");
+	}
+	return false;
+}
+
+int vm_def_allowed(const struct vm_def *d, const char *list, const char *key)
+{
+	for (int i = 0; i < d->argc; i++) {
+		const char *o = d->argv[i];
+		if (i > 0 && d->line[i] == d->line[i - 1])
+			continue; /* a value */
+		o += o[1] == '-' ? 2 : 1;
+		if (!listed(list, o))
+			return err_set(d->code ? d->code : EXIT_USAGE,
+				       "%s:%d: option %s is not in %s, and the image's signature was not checked",
+				       d->origin, d->line[i], d->argv[i], key);
+	}
+	return 0;
+}

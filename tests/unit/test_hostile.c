@@ -404,6 +404,36 @@ static void test_signed_forbidden_definition_is_refused(void **s)
 	assert_err(EXIT_FAIL, "QEMU failed to start");
 }
 
+/* unsigned_options: an unsigned image's definition may use only the options
+ * listed; a signed one (signature checked) and --vm-file are not limited. */
+static void test_unsigned_options_allow_list(void **s)
+{
+	char key[4096], pub[4096], trusted[4096];
+	struct img_header h;
+	int rc_refused, rc_listed, rc_signed;
+
+	(void)s;
+	str_copy(conf.unsigned_options, sizeof(conf.unsigned_options), "m, nodefaults machine");
+	write_image(&h, "-m 64\n-nodefaults\n-netdev user,id=n\n");
+	rc_refused = refused_before_qemu("unsigned, -netdev not listed", restore(),
+					 "definition:3: option -netdev is not in unsigned_options");
+	write_image(&h, "-m 64\n--nodefaults\n-machine q35\n");
+	rc_listed = restore(); /* reaches the fake QEMU */
+	assert_int_equal(access(marker, F_OK), 0);
+	tu_path(key, dir, "ku.pem");
+	mkdir(tu_path(trusted, dir, "trusted"), 0755);
+	assert_int_equal(sig_keygen(key, tu_path(pub, trusted, "ku.pem")), 0);
+	tu_header(&h, 0, 8192);
+	tu_write_image(img, &h, "-m 64\n-netdev user,id=n\n", 4096, key);
+	rc_signed = restore();
+	conf.unsigned_options[0] = 0;
+	unlink(pub);
+	assert_int_equal(rc_refused, 0);
+	assert_int_equal(rc_listed, -1);
+	assert_int_equal(rc_signed, -1);
+	assert_err(EXIT_FAIL, "QEMU failed to start"); /* the signed one reached QEMU */
+}
+
 /* A forbidden definition given with --vm-file is a usage error (exit 2),
  * still before QEMU. */
 static void test_vm_file_forbidden_is_usage_error(void **s)
@@ -523,6 +553,7 @@ int main(void)
 		cmocka_unit_test(test_forged_definitions_are_refused),
 		cmocka_unit_test(test_signed_forbidden_definition_is_refused),
 		cmocka_unit_test(test_vm_file_forbidden_is_usage_error),
+		cmocka_unit_test(test_unsigned_options_allow_list),
 		cmocka_unit_test(test_vm_def_check_table),
 		cmocka_unit_test(test_vm_def_check_cwd_in_run_dir),
 		cmocka_unit_test(test_shell_syntax_is_literal),
