@@ -231,4 +231,4 @@ help:
 	@echo "make bench            benchmark (BENCH_ARGS='--sizes 1G,4G --reps 3'), writes bench/RESULTS.md"
 	@echo "make clean|distclean  remove build outputs (and fetched sources, .config)"
 
--include $(TARGET_OBJS:.o=.d) $(HOST_LIB_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d)
+-include $(TARGET_OBJS:.o=.d) $(patsubst %.o,%.d,$(call hobj,$(SRC))) $(FUZZ_LIB_OBJS:.o=.d)
