@@ -92,3 +92,11 @@ for fmt in 2 3; do
 done
 check "  ... RAM checks out" guest_selfcheck u1
 vu stop u1 >/dev/null
+# The golden pair again, QEMU as nobody: the RAM file still reaches it as an fd.
+skip=$(lines gold)
+expect_rc "qemu_user = nobody: golden instant restore" 0 vu restore "$evil/g.img"
+check "  ... QEMU runs as nobody" test "$(ps -o user= -p "$(qpid gold)")" = nobody
+check "  ... and maps the checked RAM file" mapped "$ram"
+check "  ... the guest counts on" wait_log gold '^tick ' 30 "$skip"
+check "  ... its RAM checks out" guest_selfcheck gold
+vu stop gold >/dev/null
