@@ -166,7 +166,7 @@ void snap_save_fail(struct save *s)
 
 	str_copy(msg, sizeof(msg), err_msg());
 	explain_full(s, msg, sizeof(msg));
-	if (s->q.fd > 0)
+	if (s->q.fd >= 0)
 		after = roll_back(s);
 	snprintf(gone, sizeof(gone), "; QEMU of VM '%s' is gone: start it again with vmsnap run %s",
 		 s->name, s->name);

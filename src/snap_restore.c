@@ -140,9 +140,13 @@ static int load_def(struct restore *r)
 	if (r->o->vm_file)
 		return vm_def_load(&r->d, r->o->vm_file) < 0 ? -1 : vm_def_check(&r->d, r->c->run_dir);
 	snprintf(origin, sizeof(origin), "image %s definition", r->image);
-	if (vm_def_parse(&r->d, r->v.def, r->v.h.def_length, origin, EXIT_REFUSED) < 0)
+	if (vm_def_parse(&r->d, r->v.def, r->v.h.def_length, origin, EXIT_REFUSED) < 0 ||
+	    vm_def_check(&r->d, r->c->run_dir) < 0)
 		return -1;
-	return vm_def_check(&r->d, r->c->run_dir);
+	/* An image whose signature was not checked runs only allowed options. */
+	if (r->c->unsigned_options[0] && !r->v.signature_checked)
+		return vm_def_allowed(&r->d, r->c->unsigned_options, "unsigned_options");
+	return 0;
 }
 
 /* The name the VM runs under (--name, else the image's), locked and free. */
@@ -165,7 +169,8 @@ static int claim_name(struct restore *r)
 
 /* QEMU waiting for the stream, with the RAM backend the image needs: v4
  * maps the RAM file (resume-once: the guest continues in it; golden: every
- * boot starts from the same pristine file, mapped privately). */
+ * boot starts from the same pristine file, mapped privately, through the fd
+ * verify checked). */
 static int start_qemu(struct restore *r)
 {
 	const struct img_header *h = &r->v.h;
@@ -175,7 +180,9 @@ static int start_qemu(struct restore *r)
 	uint64_t t = now_ms();
 
 	if (h->version == IMG_VERSION_INSTANT) {
-		inst_args(&ia, r->v.ram_path, h->ram_bytes, r->res->golden);
+		if ((r->res->golden ? inst_args_fd(&ia, r->v.ram_fd, h->ram_bytes)
+				    : inst_args(&ia, r->v.ram_path, h->ram_bytes, false)) < 0)
+			return -1;
 		extra = ia.argv;
 	} else if (h->flags & IMG_F_RAM_BACKEND) {
 		inst_args_anon(&ia, h->ram_size);

@@ -10,6 +10,9 @@
 #include "conf.h"
 #include "vm_def.h"
 
+/* How long a starting QEMU may take to greet on its QMP socket. */
+#define VM_START_TIMEOUT_MS 60000
+
 /* Run-time files of VM name under run_dir: "<run_dir>/NAME.ext". */
 #define VM_PATH_SIZE (CONF_PATH_MAX + CONF_NAME_MAX + 16)
 struct vm_paths {

@@ -8,10 +8,11 @@
 #include <string.h>
 
 /* Options vmsnap adds itself, or that would let a definition take over the
- * host side (another monitor, a config file, detaching, chroot). */
+ * host side (another monitor, a config file, detaching, chroot, the
+ * sandbox and user QEMU runs with: vmsnap's policy, not the definition's). */
 static const char *const forbidden[] = {
 	"qmp", "qmp-pretty", "monitor", "mon", "pidfile", "daemonize", "S", "incoming",
-	"loadvm", "readconfig", "chroot", "runas", "run-with", "nographic",
+	"loadvm", "readconfig", "chroot", "runas", "run-with", "nographic", "sandbox",
 };
 
 static bool is_forbidden(const char *opt)
@@ -22,6 +23,16 @@ static bool is_forbidden(const char *opt)
 		if (!strcmp(o, forbidden[i]))
 			return true;
 	return false;
+}
+
+/* A value that starts with '-' is read by QEMU as the next option when the
+ * option before it takes none ("-nodefaults -readconfig"): refused, except
+ * for the kernel command line, which is free text. */
+static bool value_is_option(const char *opt, const char *val)
+{
+	const char *o = opt + (opt[1] == '-' ? 2 : 1);
+
+	return val[0] == '-' && strcmp(o, "append") != 0;
 }
 
 static char *trim(char *s)
@@ -56,6 +67,10 @@ static int add_line(struct vm_def *d, char *p, int line, const char *origin)
 	if (is_forbidden(opt))
 		return err_set(d->code, "%s:%d: option %s is not allowed: vmsnap manages it", origin,
 			       line, opt);
+	if (value_is_option(opt, val))
+		return err_set(d->code,
+			       "%s:%d: option %s: value '%.100s' starts with '-': QEMU could read it as an option",
+			       origin, line, opt, val);
 	if (d->argc + 2 > VM_ARGS_MAX)
 		return err_set(d->code, "%s:%d: more than %d arguments", origin, line, VM_ARGS_MAX);
 	d->line[d->argc] = line;

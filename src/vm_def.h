@@ -29,5 +29,8 @@ int vm_def_load(struct vm_def *d, const char *path);
  * vm_launch checks too; restore calls it right after parsing an image's. */
 int vm_def_check(const struct vm_def *d, const char *run_dir);
 void vm_def_free(struct vm_def *d);
+/* Refuse (with the parse's code) an option whose name (no '-') is not in
+ * list, the config key named key ("a b,c"): for unsigned images. */
+int vm_def_allowed(const struct vm_def *d, const char *list, const char *key);
 
 #endif

@@ -51,7 +51,7 @@ static int digest_ram(const char *path, struct img_header *h, bool golden)
 		return err_set(EXIT_USAGE,
 			       "image %s refers to the running RAM file %s, which a cold start replaces: make golden instant images with save --golden",
 			       path, h->ram_path);
-	if (inst_check(h, path, ram, sizeof(ram)) < 0 || inst_digest(ram, h->ram_bytes, h->ram_digest) < 0)
+	if (inst_check(h, path, ram, sizeof(ram), NULL) < 0 || inst_digest(ram, h->ram_bytes, h->ram_digest) < 0)
 		return -1;
 	return 0;
 }

@@ -23,7 +23,8 @@ static int launch_cold(const struct conf *c, const char *name, const struct vm_d
 	if (inst_ram_size(d, origin, &size) < 0 || inst_ram_path(c, name, ram, sizeof(ram)) < 0 ||
 	    inst_fresh(ram, size) < 0)
 		return -1;
-	inst_args(&a, ram, size, false);
+	if (inst_args(&a, ram, size, false) < 0)
+		return -1;
 	return vm_launch(c, name, d, a.argv, false);
 }
 
