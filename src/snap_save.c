@@ -34,6 +34,21 @@ unsigned snap_channels(unsigned requested)
 }
 
 
+/* O_DIRECT for --bypass-cache, except in a signed v3 save: QEMU then writes
+ * through the page cache, the digest hashes the pages from there while a
+ * thread syncs them, and the synced range is dropped from the cache (the
+ * point of --bypass-cache: no cache left full of the image). With QEMU's
+ * direct-io the digest would have to read the whole stream back from the
+ * disk, a second pass at disk speed (README, "What signing costs"). */
+static bool save_direct(const struct save *s)
+{
+	if (!s->o->bypass_cache || s->h.version == 4)
+		return false;
+	if (s->h.version == 3 && s->o->sign_key && !getenv("VMSNAP_SIGNED_DIRECT"))
+		return false;
+	return true;
+}
+
 static int write_prologue(struct save *s)
 {
 	uint8_t hdr[IMG_HEADER_SIZE];
@@ -93,6 +108,13 @@ static int migrate(struct save *s, struct mig_stats *st)
 	if (relay_init(&r, RELAY_SAVE, s->pipe[0], s->t.dfd >= 0 ? s->t.dfd : s->t.fd, s->t.dfd >= 0,
 		       s->h.stream_offset, s->t.kind == STOR_BLK ? s->t.size : 0, s->t.path) < 0)
 		return -1;
+	/* O_DIRECT relay of a signed save: nothing of the stream stays in the
+	 * cache, so it is hashed on its way through instead of read back. */
+	if (s->o->sign_key && r.direct && !(s->hash = sig_stream_new(SIG_CHUNK, usable_cpus()))) {
+		relay_free(&r);
+		return -1;
+	}
+	r.hash = s->hash;
 	s->migrating = true;
 	rc = mig_start(&s->q, &mo, "fd:vmsnap-stream");
 	if (rc == 0)
@@ -100,6 +122,50 @@ static int migrate(struct save *s, struct mig_stats *st)
 	s->h.stream_length = r.done;
 	relay_free(&r);
 	return rc;
+}
+
+/* The payload digest of the stream just written. Hashed in flight by the
+ * relay, or read back: from the page cache while a thread syncs the same
+ * pages to the disk (the digest overlaps the sync instead of following it),
+ * or, after QEMU's O_DIRECT writes, from the disk with O_DIRECT reads. */
+static int digest_payload(struct save *s)
+{
+	struct snap_digest *d = &s->res->digest;
+	struct sig_info in;
+	int rfd, rc;
+
+	s->h.digest_chunk = SIG_CHUNK;
+	if (s->hash) {
+		if (sig_stream_finish(s->hash, s->h.payload_digest, &in) < 0)
+			return -1;
+		if (in.bytes != s->h.stream_length) /* the relay fed every byte it wrote */
+			return err_set(EXIT_FAIL, "payload digest: %llu bytes hashed of %llu written",
+				       (unsigned long long)in.bytes, (unsigned long long)s->h.stream_length);
+		d->from = "in flight";
+	} else {
+		/* Through an fd of its own: QEMU's are write-only. */
+		bool disk = s->t.dfd >= 0 && s->file_uri;
+		rfd = disk ? stor_open_direct(s->t.kind == STOR_REG ? s->t.tmp : s->t.path, O_RDONLY) : -1;
+		if (rfd < 0)
+			rfd = open(s->t.kind == STOR_REG ? s->t.tmp : s->t.path, O_RDONLY | O_CLOEXEC);
+		if (rfd < 0)
+			return err_sys(EXIT_FAIL, "reading back %s", s->t.path);
+		if (s->t.dfd < 0)
+			stor_sync_start(&s->t);
+		rc = sig_payload_digest_info(rfd, s->h.stream_offset, s->h.stream_length, SIG_CHUNK,
+					     usable_cpus(), s->h.payload_digest, &in);
+		close(rfd);
+		if (rc < 0)
+			return -1;
+		d->from = disk ? "disk" : "page cache";
+	}
+	d->bytes = in.bytes;
+	d->read = in.bytes_read;
+	d->ms = in.ms;
+	log_debug("payload digest (%s): %llu MiB of %llu MiB hashed in %llu ms (%.0f MB/s, %d threads)",
+		  d->from, (unsigned long long)(d->read >> 20), (unsigned long long)(d->bytes >> 20),
+		  (unsigned long long)d->ms, d->ms ? (double)d->read / 1e3 / (double)d->ms : 0.0, in.threads);
+	return 0;
 }
 
 static int finish(struct save *s)
@@ -127,16 +193,9 @@ static int finish(struct save *s)
 		return err_sys(EXIT_FAIL, "trimming %s", s->t.path); /* drop the O_DIRECT tail padding */
 	}
 	if (s->o->sign_key) {
-		/* Read the stream back through an fd of its own: QEMU's are write-only. */
-		int rfd = open(s->t.kind == STOR_REG ? s->t.tmp : s->t.path, O_RDONLY | O_CLOEXEC);
 		int rc;
-		if (rfd < 0)
-			return err_sys(EXIT_FAIL, "reading back %s", s->t.path);
 		t = now_ms();
-		s->h.digest_chunk = SIG_CHUNK;
-		rc = sig_payload_digest(rfd, s->h.stream_offset, s->h.stream_length, SIG_CHUNK,
-					usable_cpus(), s->h.payload_digest);
-		close(rfd);
+		rc = digest_payload(s);
 		if (rc == 0 && s->h.version == 4)
 			rc = inst_digest(s->ram, s->h.ram_bytes, s->h.ram_digest);
 		if (rc < 0)
@@ -205,8 +264,9 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 		goto out;
 	if (s.h.version == 4)
 		save_note_old_ram(&s, target);
-	if (stor_create(&s.t, target, o->bypass_cache && s.h.version != 4, o->insisted) < 0)
+	if (stor_create(&s.t, target, save_direct(&s), o->insisted) < 0)
 		goto out;
+	s.t.drop_cache = o->bypass_cache && s.t.dfd < 0 && s.h.version == 3 && o->sign_key;
 	if (s.t.dfd >= 0)
 		s.h.flags |= IMG_F_DIRECT_IO;
 	s.file_uri = mig_file_transport(&s.q, (int)s.h.version, s.t.kind == STOR_REG, s.t.dfd >= 0);
@@ -279,6 +339,7 @@ out:
 			unlink(s.old_ram);
 	}
 	stor_close(&s.t);
+	sig_stream_free(s.hash);
 	if (s.pipe[0] >= 0)
 		close(s.pipe[0]);
 	qmp_close(&s.q);

@@ -71,6 +71,17 @@ void cmd_add_times(cJSON *o, const struct snap_times *t)
 		cJSON_AddNumberToObject(o, "max_rss_kb", (double)ru.ru_maxrss);
 }
 
+void cmd_add_digest(cJSON *o, const struct snap_digest *d)
+{
+	if (!d->from)
+		return;
+	cJSON_AddStringToObject(o, "digest_from", d->from);
+	cJSON_AddNumberToObject(o, "digest_bytes", (double)d->bytes);
+	cJSON_AddNumberToObject(o, "digest_read_bytes", (double)d->read);
+	cJSON_AddNumberToObject(o, "digest_hash_ms", (double)d->ms);
+	cJSON_AddNumberToObject(o, "digest_mb_s", d->ms ? (double)(d->read / 1000) / (double)d->ms : 0.0);
+}
+
 int cmd_channels(const char *arg, unsigned *out)
 {
 	unsigned long n;

@@ -67,6 +67,8 @@ int cmd_restore(struct conf *c, int argc, char **argv)
 		cJSON_AddNumberToObject(j, "ram_size", (double)r.ram_size);
 		cJSON_AddNumberToObject(j, "stream_length", (double)r.stream_length);
 		cmd_add_times(j, &r.t);
+		cmd_add_digest(j, &r.digest);
+		cJSON_AddBoolToObject(j, "load_from_verified_cache", r.warm);
 		cmd_print_json(j);
 	}
 	else

@@ -34,6 +34,7 @@ static void report(const char *name, const char *target, const struct save_opts 
 		cJSON_AddNumberToObject(o, "stream_length", (double)r->stream_length);
 		cJSON_AddNumberToObject(o, "image_size", (double)r->image_size);
 		cmd_add_times(o, &r->t);
+		cmd_add_digest(o, &r->digest);
 		cmd_print_json(o);
 		return;
 	}
