@@ -37,17 +37,7 @@ static int consume(const char *path, struct img_header *h)
  * read-ahead pages are not evicted before QEMU gets to them. */
 static bool fits_in_memory(const struct img_header *h)
 {
-	char line[128];
-	unsigned long long kb = 0;
-	FILE *f = fopen("/proc/meminfo", "re");
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
-	return h->stream_length + h->ram_size < kb * 1024;
+	return h->stream_length + h->ram_size < mem_available();
 }
 
 static void read_ahead(int fd, const struct img_header *h)

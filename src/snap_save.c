@@ -44,7 +44,10 @@ static bool save_direct(const struct save *s)
 {
 	if (!s->o->bypass_cache || s->h.version == 4)
 		return false;
-	if (s->h.version == 3 && s->o->sign_key && !getenv("VMSNAP_SIGNED_DIRECT"))
+	/* Only when the stream fits in the cache beside everything else: pages
+	 * evicted before they are hashed would be read back from the disk anyway. */
+	if (s->h.version == 3 && s->o->sign_key && s->h.ram_size < mem_available() &&
+	    !getenv("VMSNAP_SIGNED_DIRECT"))
 		return false;
 	return true;
 }
