@@ -34,22 +34,24 @@ unsigned snap_channels(unsigned requested)
 }
 
 
-/* O_DIRECT for --bypass-cache, except in a signed v3 save: QEMU then writes
- * through the page cache, the digest hashes the pages from there while a
- * thread syncs them, and the synced range is dropped from the cache (the
- * point of --bypass-cache: no cache left full of the image). With QEMU's
- * direct-io the digest would have to read the whole stream back from the
- * disk, a second pass at disk speed (README, "What signing costs"). */
-static bool save_direct(const struct save *s)
+/* --bypass-cache in a signed v3 save: QEMU writes through the page cache
+ * rather than with direct-io, the digest hashes the pages from there while a
+ * thread syncs them, and the synced range is dropped from the cache (what
+ * --bypass-cache is for: no cache left full of the image). With direct-io
+ * the digest would read the whole stream back from the disk: a second pass
+ * at disk speed (README, "What signing costs"). Only when the stream fits in
+ * the cache: pages evicted before they are hashed would be read back anyway.
+ * The O_DIRECT fd was opened all the same, so a file system that refuses
+ * O_DIRECT is refused as for any --bypass-cache save. VMSNAP_SIGNED_DIRECT=1
+ * (tests, bench) keeps direct-io, as a short memory does. */
+static void signed_through_cache(struct save *s)
 {
-	if (!s->o->bypass_cache || s->h.version == 4)
-		return false;
-	/* Only when the stream fits in the cache beside everything else: pages
-	 * evicted before they are hashed would be read back from the disk anyway. */
-	if (s->h.version == 3 && s->o->sign_key && s->h.ram_size < mem_available() &&
-	    !getenv("VMSNAP_SIGNED_DIRECT"))
-		return false;
-	return true;
+	if (s->t.dfd < 0 || s->h.version != 3 || !s->o->sign_key ||
+	    s->h.ram_size >= mem_available() || getenv("VMSNAP_SIGNED_DIRECT"))
+		return;
+	close(s->t.dfd);
+	s->t.dfd = -1;
+	s->t.drop_cache = true;
 }
 
 static int write_prologue(struct save *s)
@@ -267,9 +269,9 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 		goto out;
 	if (s.h.version == 4)
 		save_note_old_ram(&s, target);
-	if (stor_create(&s.t, target, save_direct(&s), o->insisted) < 0)
+	if (stor_create(&s.t, target, o->bypass_cache && s.h.version != 4, o->insisted) < 0)
 		goto out;
-	s.t.drop_cache = o->bypass_cache && s.t.dfd < 0 && s.h.version == 3 && o->sign_key;
+	signed_through_cache(&s);
 	if (s.t.dfd >= 0)
 		s.h.flags |= IMG_F_DIRECT_IO;
 	s.file_uri = mig_file_transport(&s.q, (int)s.h.version, s.t.kind == STOR_REG, s.t.dfd >= 0);

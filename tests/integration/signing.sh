@@ -92,6 +92,16 @@ for fmt in 3 2; do
 	check "  ... no QEMU was started" test ! -e "$T/run/vm2.pid"
 done
 
+# Short of memory for the stream, a signed v3 --bypass-cache save keeps
+# direct-io and reads the stream back with O_DIRECT (VMSNAP_SIGNED_DIRECT=1
+# takes that path whatever the memory).
+expect_rc "v3 --bypass-cache signed with direct-io kept (VMSNAP_SIGNED_DIRECT=1)" 0 \
+	env VMSNAP_SIGNED_DIRECT=1 "$VMSNAP" --config "$T/vmsnap.conf" save vm1 "$T/save/d3.img" \
+	--format 3 --bypass-cache --keep-running --json
+check "  ... direct-io, the digest read back from the disk" grep -q '"direct_io":true.*"digest_from":"disk"' "$T/out"
+check "  ... none of the stream cached" cached_little "$T/save/d3.img"
+expect_rc "  ... verifies" 0 vs verify "$T/save/d3.img"
+
 # Policy: require_signature refuses unsigned images.
 sed -i '/sign_key/d' "$T/vmsnap.conf"
 vs save vm1 "$T/save/unsigned.img" >/dev/null || fail "saving an unsigned image"
