@@ -73,9 +73,10 @@ for fmt in 3 2; do
 	img=$T/save/b$fmt.img
 	[ $fmt = 3 ] && from="page cache" || from="in flight"
 	before=$(last_tick vm1)
-	expect_rc "v$fmt --bypass-cache: signed save" 0 vs save vm1 "$img" --format $fmt --bypass-cache --json
+	expect_rc "v$fmt --bypass-cache: signed save" 0 vs save vm1 "$img" --format $fmt --bypass-cache --json --verbose
 	check "  ... digest from the $from, bytes and MB/s in --json" \
 		grep -q "\"digest_from\":\"$from\".*\"digest_read_bytes\":[1-9][0-9]*.*\"digest_mb_s\":[1-9]" "$T/out"
+	check "  ... --verbose shows the digest phase with MB/s" grep -qE "payload digest \($from\): .*[0-9]+ MB/s" "$T/err"
 	check "  ... none of the stream left in the page cache" cached_little "$img"
 	skip=$(lines vm1)
 	expect_rc "  ... verified restore with --bypass-cache" 0 vs restore "$img" --bypass-cache --json
@@ -85,6 +86,7 @@ for fmt in 3 2; do
 	check "  ... ticks continue (were at $before)" ticks_continue vm1 "$before" "$skip"
 	check "  ... RAM checks out" guest_selfcheck vm1
 	expect_rc "  ... verify (the digest recomputed from the file)" 0 vs verify "$img"
+	check "  ... verify shows the payload check's MB/s" grep -qE '^payload: ok \([0-9.]+ s, [0-9]+ MB/s\)' "$T/out"
 	cp "$img" "$T/bad.img"; flip_byte "$T/bad.img" $(( $(header_u64 "$img" 48) + (100 << 20) ))
 	expect_rc "  ... one flipped payload bit: verify exit 3" 3 vs verify "$T/bad.img"
 	check "  ... says payload digest mismatch" err_names "payload digest mismatch"
