@@ -214,9 +214,3 @@ int sig_payload_digest_info(int fd, uint64_t off, uint64_t len, uint32_t chunk, 
 	}
 	return 0;
 }
-
-int sig_payload_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
-		       uint8_t out[SIG_HASH])
-{
-	return sig_payload_digest_info(fd, off, len, chunk, threads, out, NULL);
-}

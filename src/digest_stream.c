@@ -119,8 +119,7 @@ static void queue(struct sig_stream *s)
 	s->taken = false;
 }
 
-/* Append n bytes (buf NULL: zeros) to the chunks. */
-static int add(struct sig_stream *s, const uint8_t *buf, uint64_t n)
+int sig_stream_add(struct sig_stream *s, const uint8_t *buf, uint64_t n)
 {
 	while (n) {
 		struct slot *sl;
@@ -150,16 +149,6 @@ static int add(struct sig_stream *s, const uint8_t *buf, uint64_t n)
 			queue(s);
 	}
 	return 0;
-}
-
-int sig_stream_feed(struct sig_stream *s, const void *buf, size_t n)
-{
-	return add(s, buf, n);
-}
-
-int sig_stream_zeros(struct sig_stream *s, uint64_t n)
-{
-	return add(s, NULL, n);
 }
 
 uint64_t sig_stream_length(const struct sig_stream *s)

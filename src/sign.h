@@ -26,12 +26,15 @@ struct sig_info {
 };
 
 /* Digest of the bytes [off, off+len) of fd in chunks of `chunk`, with
- * `threads` threads; chunks that are holes are hashed without reading. */
-int sig_payload_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
-		       uint8_t out[SIG_HASH]);
-/* The same, saying what it read and how long it took (info may be NULL). */
+ * `threads` threads; chunks that are holes are hashed without reading.
+ * _info also says what it read and how long it took (info may be NULL). */
 int sig_payload_digest_info(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
 			    uint8_t out[SIG_HASH], struct sig_info *info);
+static inline int sig_payload_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk,
+				     int threads, uint8_t out[SIG_HASH])
+{
+	return sig_payload_digest_info(fd, off, len, chunk, threads, out, NULL);
+}
 
 /* The pieces both ways of computing the digest share: the hash of len zero
  * bytes, the root over the chunk hashes, the thread count for n chunks. */
@@ -47,8 +50,16 @@ int sig_threads(int threads, uint64_t n_chunks);
  * caller goes on with its I/O. */
 struct sig_stream;
 struct sig_stream *sig_stream_new(uint32_t chunk, int threads); /* NULL: err set */
-int sig_stream_feed(struct sig_stream *s, const void *buf, size_t n);
-int sig_stream_zeros(struct sig_stream *s, uint64_t n); /* a hole: n zero bytes */
+/* Append n bytes of buf, or (buf NULL) n zero bytes: a hole. */
+int sig_stream_add(struct sig_stream *s, const uint8_t *buf, uint64_t n);
+static inline int sig_stream_feed(struct sig_stream *s, const void *buf, size_t n)
+{
+	return sig_stream_add(s, buf, n);
+}
+static inline int sig_stream_zeros(struct sig_stream *s, uint64_t n)
+{
+	return sig_stream_add(s, NULL, n);
+}
 uint64_t sig_stream_length(const struct sig_stream *s);
 /* The root over everything fed; the stream can take no more after it. */
 int sig_stream_finish(struct sig_stream *s, uint8_t out[SIG_HASH], struct sig_info *info);
