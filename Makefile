@@ -68,7 +68,8 @@ LDFLAGS := -static -Wl,--gc-sections
 # Host build of the same sources for unit tests, sanitizers and valgrind.
 # SANITIZE=1 (ASan+UBSan) builds into directories of its own, so sanitized
 # and plain objects never mix and valgrind always has the plain binary.
-HOST_CFLAGS := -std=gnu11 -g -O1 $(WARN) $(DEFS) $(INCLUDES)
+# It is the test build: crash points (VMSNAP_CRASH_AT) on, whatever .config says.
+HOST_CFLAGS := -std=gnu11 -g -O1 $(WARN) $(DEFS) $(INCLUDES) -DVMSNAP_TEST_BUILD
 ifeq ($(SANITIZE),1)
 HOST_O   := $(O)/host-san
 UNIT_O   := $(O)/unit-san
@@ -211,7 +212,7 @@ unit: $(UNIT_BIN)
 # the seeds in tests/fuzz/corpus/<target>/ (tests/fuzz/seed.sh makes them).
 FUZZ_CC      ?= clang
 FUZZ_TIME    ?= 60
-FUZZ_TARGETS := header conf vmdef qmp
+FUZZ_TARGETS := header conf vmdef qmp inspect
 FUZZ_O       := $(O)/fuzz
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined $(WARN) $(DEFS) $(INCLUDES)

@@ -14,7 +14,7 @@
 
 #define CONF_FILE_MAX (1 << 20) /* a config file is a page or two */
 
-enum kind { K_PATH, K_BOOL, K_VERSION, K_CHANNELS, K_MS, K_LIST };
+enum kind { K_PATH, K_BOOL, K_VERSION, K_CHANNELS, K_MS, K_LIST, K_USER, K_OPTS };
 
 struct key {
 	const char *name;
@@ -35,6 +35,10 @@ static const struct key keys[] = {
 	KEY(trusted_keys, K_PATH),
 	KEY(require_signature, K_BOOL),
 	KEY(verify_payload, K_BOOL),
+	KEY(qemu_sandbox, K_BOOL),
+	KEY(qemu_spawn, K_BOOL),
+	KEY(qemu_user, K_USER),
+	KEY(unsigned_options, K_OPTS),
 	KEY(powerfail_deadline_ms, K_MS),
 	KEY(powerfail_trigger, K_PATH),
 	KEY(vms, K_LIST),
@@ -50,6 +54,7 @@ void conf_defaults(struct conf *c)
 	str_copy(c->qemu, sizeof(c->qemu), CONFIG_QEMU_PATH);
 	str_copy(c->trusted_keys, sizeof(c->trusted_keys), "/etc/vmsnap/trusted");
 	c->verify_payload = true;
+	c->qemu_sandbox = true;
 	c->powerfail_deadline_ms = 10000;
 }
 
@@ -131,6 +136,20 @@ static int set_global(struct ctx *x, int line, const char *name, const char *val
 			return 0;
 		case K_LIST:
 			return set_list(x, line, name, val);
+		case K_OPTS: /* QEMU option names, without '-', split by ' ' or ',' */
+			if (strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789_-, \t") != strlen(val) ||
+			    str_copy(p, sizeof(x->c->unsigned_options), val) < 0)
+				return bad(x, line, name, val,
+					   "QEMU option names (m smp device ...), at most 1023 characters");
+			return 0;
+		case K_USER: /* it becomes "-run-with user=NAME": no ',' may reach QEMU */
+			if (val[0] && (val[0] == '-' || strspn(val, "abcdefghijklmnopqrstuvwxyz"
+					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(val) ||
+				       str_copy(p, CONF_NAME_MAX, val) < 0))
+				return bad(x, line, name, val,
+					   "a user name: letters, digits, '_', '.', '-' (not first), at most 63");
+			str_copy(p, CONF_NAME_MAX, val);
+			return 0;
 		}
 	}
 	return err_set(EXIT_USAGE, "%s:%d: unknown key '%s'", x->file, line, name);

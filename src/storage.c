@@ -3,6 +3,7 @@
 #include "err.h"
 #include "log.h"
 #include "util.h"
+#include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -178,10 +179,16 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 }
 
 /* Test hook for the durability tests: VMSNAP_CRASH_AT=<step> ends the process
- * right there, as a power cut or kill -9 would. */
+ * right there, as a power cut or kill -9 would. Only in test builds: the
+ * host build (VMSNAP_TEST_BUILD) or CONFIG_DEBUG_CRASH_POINTS. */
+#ifdef VMSNAP_TEST_BUILD
+#define CRASH_POINTS 1
+#else
+#define CRASH_POINTS IS_ENABLED(CONFIG_DEBUG_CRASH_POINTS)
+#endif
 void stor_crash_point(const char *step)
 {
-	const char *at = getenv("VMSNAP_CRASH_AT");
+	const char *at = CRASH_POINTS ? getenv("VMSNAP_CRASH_AT") : NULL;
 
 	if (at && !strcmp(at, step)) {
 		fprintf(stderr, "vmsnap: crash injected at %s\n", step);

@@ -117,7 +117,12 @@ int read_file(const char *path, size_t max, char **out, size_t *len)
 
 	if (fd < 0)
 		return err_sys(EXIT_USAGE, "%s", path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+	if (fstat(fd, &st) < 0) {
+		err_sys(EXIT_FAIL, "%s", path);
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
 		close(fd);
 		if (S_ISREG(st.st_mode))
 			return err_set(EXIT_USAGE, "%s: larger than %zu bytes", path, max);

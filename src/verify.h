@@ -28,6 +28,8 @@ struct vfy_result {
 	uint64_t digest_bytes, digest_read; /* the payload digest: covered, read (not holes) */
 	char ram_path[4200];    /* v4: the RAM file, resolved */
 	bool ram_checked;       /* v4: its content digest was checked */
+	int ram_fd;             /* v4: the RAM file checked, read-only (if ram_open) */
+	bool ram_open;
 };
 
 /* Read and check the image open on fd (size bytes, named path). Failures are

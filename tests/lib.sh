@@ -4,6 +4,9 @@
 set -u
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VMSNAP=${VMSNAP_BIN:-$TOP/build/vmsnap}
+# The test build (host compiler, crash points on: VMSNAP_CRASH_AT); the
+# release build/vmsnap ignores VMSNAP_CRASH_AT. SANITIZE=1 runs have both.
+VMSNAP_TEST=${VMSNAP_BIN:-$TOP/build/host/vmsnap}
 GUEST=$TOP/build/guest/guest.elf
 PATCHECK=$TOP/build/guest/patcheck
 T=$(mktemp -d /tmp/vmsnap-it.XXXXXX)

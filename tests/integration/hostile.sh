@@ -80,6 +80,20 @@ refused "-chardev file over another VM's pidfile" "option -chardev 'file,id=evil
 	"-chardev file,id=evil,path=$T/run/vm2.pid"
 refused "a *.qmp socket outside run_dir" "option -serial 'unix:/tmp/other.qmp' $qmp_sock" \
 	"-serial unix:/tmp/other.qmp"
+# Security round 2 (issue 13): each of these passed the filter before.
+refused "-trace {} with a file after the JSON" \
+	"option -trace '{},file=$T/run/vm2.pid' is JSON vmsnap cannot read (one object, nothing after it), so cannot check" \
+	"-trace {},file=$T/run/vm2.pid"
+jdrive="if=none,file=json:{\"driver\":\"file\",,\"filename\":\"$T/run/vm2.pid\"}"
+refused "a json: file name" \
+	"option -drive '$jdrive' is a json: file name: give the block options as -blockdev JSON instead" \
+	"-drive $jdrive"
+refused "an HMP monitor on -serial mon:" \
+	"option -serial 'mon:unix:$T/hmp.sock,server=on,wait=off' opens a monitor (mon:): only vmsnap talks to QEMU's monitors" \
+	"-serial mon:unix:$T/hmp.sock,server=on,wait=off"
+refused "-readconfig in the value slot of -nodefaults" \
+	"option -nodefaults: value '-readconfig' starts with '-': QEMU could read it as an option" \
+	"-nodefaults -readconfig"
 
 # The control: the forged image with the harmless definition restores.
 vs stop lit >/dev/null 2>&1
@@ -101,3 +115,14 @@ check "  ... names the reserved bytes" err_is "vmsnap: verify: image $T/pad.img:
 expect_rc "  ... restore exit 3" 3 vs restore "$T/pad.img"
 check "  ... no QEMU started" no_qemu
 expect_rc "the unchanged signed image verifies" 0 vs verify "$T/signed.img"
+
+# --- inspect on crafted headers ----------------------------------------------------
+# Digests right, values no real save writes: a creation time no date can
+# hold (gmtime() had no answer: inspect crashed) and a stream version with
+# the top bit set (shifted into an int's sign bit: printed negative).
+C=$TOP/tests/fuzz/corpus/inspect
+expect_rc "inspect, created = 2^63-1: exit 0 (no crash)" 0 vs inspect "$C/regress-created-huge"
+check "  ... prints the number, not a date" grep -qE '^created +9223372036854775808 \(not a date\)$' "$T/out"
+expect_rc "inspect --json of the same: exit 0" 0 vs inspect --json "$C/regress-created-huge"
+expect_rc "inspect, a stream starting QEVM\\x80: exit 0" 0 vs inspect "$C/regress-stream-version-sign"
+check "  ... stream_version is 0x80000003, unsigned" grep -qE '^stream_version +2147483651$' "$T/out"
