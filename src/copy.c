@@ -3,7 +3,6 @@
 #include "copy.h"
 #include "err.h"
 #include "log.h"
-#include "sign.h"
 #include "util.h"
 
 #include <errno.h>
@@ -110,23 +109,6 @@ static void progress_line(const struct copy *c, struct progress *p)
 	p->next = t + 1000;
 }
 
-/* Feed the hash what [at, at+n) of the region holds: buf, or zeros (a hole). */
-static int hash_to(struct copy *c, const uint8_t *buf, uint64_t at, uint64_t n)
-{
-	uint64_t from = at > c->hash_from ? at : c->hash_from, end = at + n;
-	int rc;
-
-	if (!c->hash || end <= from)
-		return 0;
-	if (from > c->hashed) /* a hole before: zeros */
-		if (sig_stream_zeros(c->hash, from - c->hashed) < 0)
-			return -1;
-	rc = buf ? sig_stream_feed(c->hash, buf + (from - at), (size_t)(end - from))
-		 : sig_stream_zeros(c->hash, end - from);
-	c->hashed = end;
-	return rc;
-}
-
 static int copy_range(struct copy *c, uint8_t *buf, uint64_t a, uint64_t b, struct progress *p)
 {
 	for (uint64_t at = a; at < b;) {
@@ -146,7 +128,7 @@ static int copy_range(struct copy *c, uint8_t *buf, uint64_t a, uint64_t b, stru
 		/* Let the kernel fetch the next block while this one is written. */
 		if (b - at > n)
 			posix_fadvise(c->in, (off_t)(at + n), COPY_BUF, POSIX_FADV_WILLNEED);
-		if (hash_to(c, buf, at, n) < 0 || put(c, buf, n, at) < 0)
+		if (put(c, buf, n, at) < 0)
 			return -1;
 		c->written += n;
 		at += n;
@@ -164,7 +146,6 @@ int copy_run(struct copy *c)
 	int rc;
 
 	c->written = c->direct = 0;
-	c->hashed = c->hash_from;
 	if (posix_memalign((void **)&buf, COPY_ALIGN, COPY_BUF))
 		return err_set(EXIT_FAIL, "copying %s: out of memory", c->src);
 	posix_fadvise(c->in, (off_t)c->off, (off_t)(c->end - c->off), POSIX_FADV_SEQUENTIAL);
@@ -176,8 +157,6 @@ int copy_run(struct copy *c)
 		pos = b;
 	}
 	free(buf);
-	if (rc == 0 && c->hashed < c->end && hash_to(c, NULL, c->hashed, c->end - c->hashed) < 0)
-		rc = -1; /* holes up to the end */
 	c->ms = now_ms() - p.t0;
 	if (rc == 0 && c->progress)
 		progress_line(c, &p);

@@ -7,8 +7,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct sig_stream;
-
 #define COPY_BUF (8u << 20) /* one read, one write */
 #define COPY_ALIGN 4096u    /* O_DIRECT offsets and lengths; extents are widened to it */
 
@@ -24,8 +22,6 @@ struct copy {
 	uint64_t data;                 /* copy_plan: the bytes copy_run will write */
 	uint64_t written, direct;      /* copy_run: bytes written, of them with O_DIRECT */
 	uint64_t ms;                   /* copy_run: time taken */
-	struct sig_stream *hash;       /* if set: fed [hash_from, end) as it is copied, holes as zeros */
-	uint64_t hash_from, hashed;    /* ... hashed: bytes up to which it was fed */
 };
 
 /* Count the bytes to write (the data extents when sparse) into c->data. */

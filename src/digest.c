@@ -32,7 +32,6 @@ struct job {
 	uint8_t zero_hash[SIG_HASH]; /* of a whole zero chunk */
 	uint64_t next;               /* next chunk to take (atomic) */
 	uint64_t bytes_read;         /* (atomic) */
-	bool direct;                 /* fd is O_DIRECT: aligned buffers and lengths, no hints */
 	int failed;                  /* errno of the first failure (atomic) */
 };
 
@@ -104,10 +103,8 @@ static int hash_chunk(struct job *j, uint64_t i, uint8_t *buf)
 	mbedtls_sha256_starts(&c, 0);
 	for (uint64_t done = 0; done < len;) {
 		size_t n = len - done < READ_PIECE ? (size_t)(len - done) : READ_PIECE;
-		/* O_DIRECT reads whole blocks; the file may end inside the last. */
-		size_t want = j->direct ? ALIGN_UP(n, 4096) : n;
-		ssize_t r = pread_all(j->fd, buf, want, (off_t)(start + done));
-		if (r < 0 || (size_t)r < n) {
+		ssize_t r = pread_all(j->fd, buf, n, (off_t)(start + done));
+		if (r < 0 || (size_t)r != n) {
 			mbedtls_sha256_free(&c);
 			return r < 0 ? errno : EIO;
 		}
@@ -135,9 +132,9 @@ static void read_ahead(struct job *j, uint64_t i)
 static void *worker(void *arg)
 {
 	struct job *j = arg;
-	uint8_t *buf = NULL;
+	uint8_t *buf = malloc(READ_PIECE);
 
-	if (posix_memalign((void **)&buf, 4096, READ_PIECE)) {
+	if (!buf) {
 		__atomic_store_n(&j->failed, ENOMEM, __ATOMIC_RELAXED);
 		return NULL;
 	}
@@ -146,8 +143,7 @@ static void *worker(void *arg)
 		int e;
 		if (i >= j->n_chunks || __atomic_load_n(&j->failed, __ATOMIC_RELAXED))
 			break;
-		if (!j->direct)
-			read_ahead(j, i);
+		read_ahead(j, i);
 		e = hash_chunk(j, i, buf);
 		if (e) {
 			__atomic_store_n(&j->failed, e, __ATOMIC_RELAXED);
@@ -158,7 +154,7 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int sig_threads(int threads, uint64_t n_chunks)
+static int clamp_threads(int threads, uint64_t n_chunks)
 {
 	if (threads < 1)
 		threads = 1;
@@ -189,10 +185,8 @@ int sig_payload_digest_info(int fd, uint64_t off, uint64_t len, uint32_t chunk, 
 	if (!j.hashes)
 		return err_sys(EXIT_FAIL, "payload digest");
 	sig_zero_hash(chunk, j.zero_hash);
-	threads = sig_threads(threads, j.n_chunks);
-	j.direct = (fcntl(fd, F_GETFL) & O_DIRECT) != 0;
-	if (!j.direct)
-		posix_fadvise(fd, (off_t)off, (off_t)(len < AHEAD ? len : AHEAD), POSIX_FADV_WILLNEED);
+	threads = clamp_threads(threads, j.n_chunks);
+	posix_fadvise(fd, (off_t)off, (off_t)(len < AHEAD ? len : AHEAD), POSIX_FADV_WILLNEED);
 	for (; started < threads - 1; started++)
 		if (pthread_create(&tid[started], NULL, worker, &j))
 			break;

@@ -37,19 +37,17 @@ static inline int sig_payload_digest(int fd, uint64_t off, uint64_t len, uint32_
 }
 
 /* The pieces both ways of computing the digest share: the hash of len zero
- * bytes, the root over the chunk hashes, the thread count for n chunks. */
+ * bytes, the root over the chunk hashes. */
 void sig_zero_hash(uint64_t len, uint8_t out[SIG_HASH]);
 void sig_payload_root(uint32_t chunk, uint64_t len, const uint8_t *hashes, uint64_t n,
 		      uint8_t out[SIG_HASH]);
-int sig_threads(int threads, uint64_t n_chunks);
 
-/* The payload digest of a stream that passes through vmsnap (the v2 relay,
- * provisioning's copy), fed in order: the same root sig_payload_digest
- * computes from the stored bytes, without reading them back. Chunks are
- * copied into buffers of their own and hashed by `threads` workers while the
- * caller goes on with its I/O. */
+/* The payload digest of a stream that passes through vmsnap (the v2
+ * O_DIRECT relay), fed in order: the same root sig_payload_digest
+ * computes from the stored bytes, without reading them back. Hashed on the
+ * caller's thread (digest_stream.c says why). */
 struct sig_stream;
-struct sig_stream *sig_stream_new(uint32_t chunk, int threads); /* NULL: err set */
+struct sig_stream *sig_stream_new(uint32_t chunk); /* NULL: err set */
 /* Append n bytes of buf, or (buf NULL) n zero bytes: a hole. */
 int sig_stream_add(struct sig_stream *s, const uint8_t *buf, uint64_t n);
 static inline int sig_stream_feed(struct sig_stream *s, const void *buf, size_t n)

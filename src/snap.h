@@ -69,7 +69,6 @@ struct restore_result {
 	int version;
 	unsigned channels;
 	bool direct_io;
-	bool warm;  /* --bypass-cache, loaded from the cache the verification filled, then dropped */
 	uint64_t ram_size, stream_length;
 };
 

@@ -64,10 +64,6 @@ static void note_digest(const struct vfy_result *v, struct restore_result *res)
 	res->digest.read = v->digest_read;
 	res->digest.ms = v->digest_ms;
 	res->digest.from = "image";
-	log_debug("payload digest verified: %llu MiB read of %llu MiB in %llu ms (%.0f MB/s)",
-		  (unsigned long long)(v->digest_read >> 20), (unsigned long long)(v->digest_bytes >> 20),
-		  (unsigned long long)v->digest_ms,
-		  v->digest_ms ? (double)v->digest_read / 1e3 / (double)v->digest_ms : 0.0);
 }
 
 static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, const char *path,
@@ -213,7 +209,6 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 	res->version = (int)v.h.version;
 	res->channels = v.h.version == 3 ? snap_channels(o->channels) : 1;
 	res->direct_io = dfd >= 0;
-	res->warm = warm;
 	res->ram_size = v.h.ram_size;
 	res->stream_length = v.h.stream_length;
 	if (load(&q, &v.h, fd, dfd, image, res->channels, o->progress, &st) < 0)

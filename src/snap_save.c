@@ -42,16 +42,18 @@ unsigned snap_channels(unsigned requested)
  * at disk speed (README, "What signing costs"). Only when the stream fits in
  * the cache: pages evicted before they are hashed would be read back anyway.
  * The O_DIRECT fd was opened all the same, so a file system that refuses
- * O_DIRECT is refused as for any --bypass-cache save. VMSNAP_SIGNED_DIRECT=1
- * (tests, bench) keeps direct-io, as a short memory does. */
+ * O_DIRECT is refused as for any --bypass-cache save. Short of memory (or
+ * with VMSNAP_SIGNED_DIRECT=1, for tests) direct-io stays and the digest
+ * reads the stream back, dropped from the cache with the rest at the end. */
 static void signed_through_cache(struct save *s)
 {
-	if (s->t.dfd < 0 || s->h.version != 3 || !s->o->sign_key ||
-	    s->h.ram_size >= mem_available() || getenv("VMSNAP_SIGNED_DIRECT"))
+	if (s->t.dfd < 0 || s->h.version != 3 || !s->o->sign_key)
+		return;
+	s->t.drop_cache = true; /* what the digest reads back, either way */
+	if (s->h.ram_size >= mem_available() || getenv("VMSNAP_SIGNED_DIRECT"))
 		return;
 	close(s->t.dfd);
 	s->t.dfd = -1;
-	s->t.drop_cache = true;
 }
 
 static int write_prologue(struct save *s)
@@ -108,17 +110,13 @@ static int migrate(struct save *s, struct mig_stats *st)
 	rc = mig_getfd(&s->q, s->pipe[1], "vmsnap-stream");
 	close(s->pipe[1]); /* QEMU has its copy; EOF comes when it closes it */
 	s->pipe[1] = -1;
-	if (rc < 0)
+	/* O_DIRECT relay of a signed save: nothing of the stream stays in the
+	 * cache, so it is hashed on its way through instead of read back. */
+	if (rc < 0 || (s->o->sign_key && s->t.dfd >= 0 && !(s->hash = sig_stream_new(SIG_CHUNK))))
 		return -1;
 	if (relay_init(&r, RELAY_SAVE, s->pipe[0], s->t.dfd >= 0 ? s->t.dfd : s->t.fd, s->t.dfd >= 0,
 		       s->h.stream_offset, s->t.kind == STOR_BLK ? s->t.size : 0, s->t.path) < 0)
 		return -1;
-	/* O_DIRECT relay of a signed save: nothing of the stream stays in the
-	 * cache, so it is hashed on its way through instead of read back. */
-	if (s->o->sign_key && r.direct && !(s->hash = sig_stream_new(SIG_CHUNK, usable_cpus()))) {
-		relay_free(&r);
-		return -1;
-	}
 	r.hash = s->hash;
 	s->migrating = true;
 	rc = mig_start(&s->q, &mo, "fd:vmsnap-stream");
@@ -140,17 +138,13 @@ static int digest_payload(struct save *s)
 	int rfd, rc;
 
 	s->h.digest_chunk = SIG_CHUNK;
-	if (s->hash) {
-		/* The relay fed it every byte it counted in stream_length. */
-		if (sig_stream_finish(s->hash, s->h.payload_digest, &in) < 0)
-			return -1;
-		d->from = "in flight";
+	/* Without the relay's hash, O_DIRECT writes came from QEMU (v3). */
+	d->from = s->hash ? "in flight" : s->t.dfd >= 0 ? "disk" : "page cache";
+	if (s->hash) { /* the relay fed it every byte it counted in stream_length */
+		rc = sig_stream_finish(s->hash, s->h.payload_digest, &in);
 	} else {
 		/* Through an fd of its own: QEMU's are write-only. */
-		bool disk = s->t.dfd >= 0 && s->file_uri;
-		rfd = disk ? stor_open_direct(s->t.kind == STOR_REG ? s->t.tmp : s->t.path, O_RDONLY) : -1;
-		if (rfd < 0)
-			rfd = open(s->t.kind == STOR_REG ? s->t.tmp : s->t.path, O_RDONLY | O_CLOEXEC);
+		rfd = open(s->t.kind == STOR_REG ? s->t.tmp : s->t.path, O_RDONLY | O_CLOEXEC);
 		if (rfd < 0)
 			return err_sys(EXIT_FAIL, "reading back %s", s->t.path);
 		if (s->t.dfd < 0)
@@ -158,16 +152,12 @@ static int digest_payload(struct save *s)
 		rc = sig_payload_digest_info(rfd, s->h.stream_offset, s->h.stream_length, SIG_CHUNK,
 					     usable_cpus(), s->h.payload_digest, &in);
 		close(rfd);
-		if (rc < 0)
-			return -1;
-		d->from = disk ? "disk" : "page cache";
 	}
+	if (rc < 0)
+		return -1;
 	d->bytes = in.bytes;
 	d->read = in.bytes_read;
 	d->ms = in.ms;
-	log_debug("payload digest (%s): %llu MiB of %llu MiB hashed in %llu ms (%.0f MB/s, %d threads)",
-		  d->from, (unsigned long long)(d->read >> 20), (unsigned long long)(d->bytes >> 20),
-		  (unsigned long long)d->ms, d->ms ? (double)d->read / 1e3 / (double)d->ms : 0.0, in.threads);
 	return 0;
 }
 

@@ -204,14 +204,10 @@ static void *sync_thread(void *arg)
 	return NULL;
 }
 
-int stor_sync_start(struct stor_target *t)
+void stor_sync_start(struct stor_target *t)
 {
-	if (t->syncing)
-		return 0;
-	if (pthread_create(&t->syncer, NULL, sync_thread, t))
-		return 0; /* no thread: stor_seal syncs, only later */
-	t->syncing = true;
-	return 0;
+	/* No thread: stor_seal syncs, only later. */
+	t->syncing = t->syncing || pthread_create(&t->syncer, NULL, sync_thread, t) == 0;
 }
 
 int stor_sync_wait(struct stor_target *t)
@@ -220,11 +216,8 @@ int stor_sync_wait(struct stor_target *t)
 		return 0;
 	pthread_join(t->syncer, NULL);
 	t->syncing = false;
-	if (t->sync_errno) {
-		errno = t->sync_errno;
-		return err_sys(EXIT_FAIL, "syncing %s", t->kind == STOR_BLK ? t->path : t->tmp);
-	}
-	return 0;
+	errno = t->sync_errno;
+	return errno ? err_sys(EXIT_FAIL, "syncing %s", t->path) : 0;
 }
 
 int stor_seal(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])

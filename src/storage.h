@@ -43,7 +43,7 @@ int stor_place(struct stor_target *t);
 /* Start fdatasync of the data in a thread of its own, so the disk writes while
  * the caller hashes the same pages from the cache; stor_sync_wait joins it
  * (0, or the sync's error). stor_seal and stor_close wait for it too. */
-int stor_sync_start(struct stor_target *t);
+void stor_sync_start(struct stor_target *t);
 int stor_sync_wait(struct stor_target *t);
 /* Close the target. A save that was not committed is forgotten: its temp
  * file is removed (files); a block device keeps its partial header. */

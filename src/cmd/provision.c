@@ -1,12 +1,10 @@
-/* provision: copy a signed image onto a device's storage at the factory: the
- * source's header and signature checked first, its payload digest computed as
- * it is copied, holes kept, header last, the copy read back and verified. */
+/* provision: copy a signed image onto a device's storage at the factory: source
+ * verified first, holes kept, header last, the copy read back and verified. */
 #include "cmd.h"
 #include "copy.h"
 #include "err.h"
 #include "image.h"
 #include "instant.h"
-#include "sign.h"
 #include "storage.h"
 #include "util.h"
 #include "verify.h"
@@ -56,50 +54,6 @@ static void catch_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-}
-
-/* The source's header, definition and signature, before a byte is written.
- * Its payload digest is computed from the bytes as they are copied (one read
- * of the source instead of two) and checked before the target gets its
- * complete header; instant images (whose RAM file is copied first) and
- * unusual chunk sizes get the whole check first, as restore does it. */
-static int check_source(struct prov *p)
-{
-	struct vfy_opts vo = p->vo;
-	struct img_header h;
-	char *def;
-
-	if (vfy_read(p->in, p->size, p->src, &h, &def) < 0)
-		return -1;
-	free(def);
-	if (h.version == 4 || !h.digest_chunk || h.digest_chunk > (16u << 20))
-		return vfy_image(p->c, p->in, p->size, p->src, &p->vo, &p->sv);
-	vo.verify_payload = false;
-	if (vfy_image(p->c, p->in, p->size, p->src, &vo, &p->sv) < 0)
-		return -1;
-	if (!(p->cp.hash = sig_stream_new(h.digest_chunk, usable_cpus())))
-		return -1;
-	p->cp.hash_from = h.stream_offset;
-	return 0;
-}
-
-/* The digest of what was copied against the signed header's. */
-static int check_copied(struct prov *p)
-{
-	uint8_t d[SIG_HASH];
-	struct sig_info in;
-
-	if (!p->cp.hash)
-		return 0;
-	if (sig_stream_finish(p->cp.hash, d, &in) < 0)
-		return -1;
-	p->sv.digest_ms = in.ms; /* copy_run fed it up to the image's end, holes as zeros */
-	if (memcmp(d, p->sv.h.payload_digest, SIG_HASH))
-		return err_set(EXIT_REFUSED,
-			       "image %s: payload digest mismatch (found while copying): the QEMU stream was changed or is corrupt",
-			       p->src);
-	p->sv.payload_checked = true;
-	return 0;
 }
 
 /* Refusals that need no more than the header: before the long source check. */
@@ -264,7 +218,7 @@ static int provision(struct prov *p)
 		return -1;
 	free(def);
 	p->end = h.stream_offset + h.stream_length;
-	if (check_target(p, &h) < 0 || check_source(p) < 0)
+	if (check_target(p, &h) < 0 || vfy_image(p->c, p->in, p->size, p->src, &p->vo, &p->sv) < 0)
 		return -1;
 	p->cp.in = p->in;
 	p->cp.off = IMG_HEADER_SIZE;
@@ -288,7 +242,7 @@ static int provision(struct prov *p)
 		return -1;
 	p->cp.out = p->t.fd;
 	p->cp.dout = p->t.dfd;
-	if (copy_run(&p->cp) < 0 || check_copied(p) < 0 || commit(p, &h) < 0)
+	if (copy_run(&p->cp) < 0 || commit(p, &h) < 0)
 		return -1;
 	/* The verified RAM file becomes immutable where the kernel offers it. */
 	if (p->sv.h.version == 4 && (p->verity = inst_enable_verity(p->ram)) < 0)
@@ -325,10 +279,8 @@ static void report(const struct prov *p, uint64_t total_ms)
 	       p->cp.direct ? ", O_DIRECT" : ", page cache", (double)ms / 1e3,
 	       ms ? (double)written / 1e3 / (double)ms : 0.0, (double)p->cp.ms / 1e3,
 	       (double)p->sync_ms / 1e3);
-	printf("verified: source (%s %.2f s) and target read back (%.2f s, %.1f MB/s): header, definition, signature (key %s, id %s), payload digest ok\n",
-	       p->cp.hash ? "hashed while copied," : "read first,", (double)p->sv.digest_ms / 1e3,
-	       (double)p->tv.digest_ms / 1e3,
-	       p->tv.digest_ms ? (double)p->tv.digest_read / 1e3 / (double)p->tv.digest_ms : 0.0, p->tv.key_used,
+	printf("verified: source (%.2f s) and target read back (%.2f s): header, definition, signature (key %s, id %s), payload digest ok\n",
+	       (double)p->sv.digest_ms / 1e3, (double)p->tv.digest_ms / 1e3, p->tv.key_used,
 	       vfy_hex(p->tv.h.key_id, 8, hex, sizeof(hex)));
 	if (p->sv.h.version == 4)
 		printf("RAM file %s: %s written (holes kept), digest verified; fs-verity %s\n", p->ram,
@@ -370,7 +322,6 @@ int cmd_provision(struct conf *c, int argc, char **argv)
 	else
 		say_outcome(&p);
 	stor_close(&p.t);
-	sig_stream_free(p.cp.hash);
 	vfy_free(&p.sv);
 	vfy_free(&p.tv);
 	if (p.in >= 0)

@@ -98,6 +98,7 @@ int cmd_save(struct conf *c, int argc, char **argv)
 	o.progress = log_verbose > 0;
 	if (snap_save(c, argv[optind], argv[optind + 1], &o, &r) < 0)
 		return cmd_fail("save");
+	cmd_add_digest(NULL, &r.digest);
 	report(argv[optind], argv[optind + 1], &o, &r, json);
 	return EXIT_OK;
 }

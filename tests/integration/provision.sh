@@ -1,6 +1,5 @@
-# provision: factory copies of signed images. The source's header and
-# signature are verified before any write, its payload as it is copied (a
-# mismatch leaves no complete header), holes are kept, the header goes last, the copy is read back and
+# provision: factory copies of signed images. The source is verified before
+# any write, holes are kept, the header goes last, the copy is read back and
 # verified; refusals leave the target untouched; an interrupted copy never verifies.
 . "$(dirname "$0")/../lib.sh"
 
@@ -85,16 +84,11 @@ expect_rc "right key with --pubkey" 0 vs provision "$T/save/v2.img" "$ext/k.img"
 cp "$T/save/v2.img" "$T/tampered.img"
 flip_byte "$T/tampered.img" $(( $(header_u64 "$T/save/v2.img" 48) + (100 << 20) ))
 expect_rc "a payload byte flipped in the source: exit 3" 3 vs provision "$T/tampered.img" "$ext/old.img"
-check "  ... says payload digest mismatch, found while copying (the source is read once), target unchanged" \
-	err_is "vmsnap: provision: image $T/tampered.img: payload digest mismatch (found while copying): the QEMU stream was changed or is corrupt; $ext/old.img was not changed"
+check "  ... says payload digest mismatch" \
+	err_is "vmsnap: provision: image $T/tampered.img: payload digest mismatch: the QEMU stream was changed or is corrupt"
 untouched "  ... target file untouched" "$ext/old.img" "$old"
-# To a device the mismatch shows during the copy: the device was written, but
-# holds only the unfinished header written before the copy, and says so.
 expect_rc "  ... same to a block device: exit 3" 3 vs provision "$T/tampered.img" "$dev"
-check "  ... says payload digest mismatch and that the device is unfinished" \
-	err_names "payload digest mismatch (found while copying).*now holds an unfinished image"
-expect_rc "  ... the device does not verify: exit 3" 3 vs verify "$dev"
-check "  ... its header says incomplete" grep -q "incomplete" "$T/err"
+untouched "  ... device untouched" "$dev" "$sum"
 check "  ... no temp file left" test -z "$(ls -A "$ext" | grep vmsnap-partial)"
 
 # The golden flag is signed: setting it without the key is refused.
