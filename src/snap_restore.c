@@ -36,20 +36,36 @@ static int consume(const char *path, struct img_header *h)
  * channels make (they share one file description, so one readahead window).
  * Only when the stream and the guest's RAM both fit in available memory, so
  * read-ahead pages are not evicted before QEMU gets to them. */
+static bool fits_in_memory(const struct img_header *h)
+{
+	return h->stream_length + h->ram_size < mem_available();
+}
+
 static void read_ahead(int fd, const struct img_header *h)
 {
-	char line[128];
-	unsigned long long kb = 0;
-	FILE *f = fopen("/proc/meminfo", "re");
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
-	if (h->stream_length + h->ram_size < kb * 1024)
+	if (fits_in_memory(h))
 		posix_fadvise(fd, (off_t)h->stream_offset, (off_t)h->stream_length, POSIX_FADV_WILLNEED);
+}
+
+/* --bypass-cache after the payload digest has just read the whole stream
+ * through the page cache: QEMU loads it from there rather than from the disk
+ * a second time, and the range is dropped from the cache afterwards, so the
+ * cache is left as --bypass-cache promises. Only when it all fits in memory;
+ * otherwise the first pages would be evicted by the time QEMU wants them. */
+static bool load_warm(const struct restore_opts *o, const struct vfy_result *v)
+{
+	return o->bypass_cache && v->payload_checked && v->h.version != IMG_VERSION_INSTANT &&
+	       fits_in_memory(&v->h);
+}
+
+static void note_digest(const struct vfy_result *v, struct restore_result *res)
+{
+	if (!v->payload_checked)
+		return;
+	res->digest.bytes = v->digest_bytes;
+	res->digest.read = v->digest_read;
+	res->digest.ms = v->digest_ms;
+	res->digest.from = "image";
 }
 
 static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, const char *path,
@@ -123,6 +139,7 @@ struct restore {
 	int lock;             /* the VM's, once it has a name */
 	const char *name;
 	bool launched;        /* QEMU started: a failure kills it again */
+	bool warm;            /* --bypass-cache, the stream just digested: loaded from the cache */
 	pid_t pid;
 	struct qmp q;
 	const struct conf *c;
@@ -234,11 +251,13 @@ static int restore_steps(struct restore *r, uint64_t size)
 	if (vfy_image(r->c, r->fd, size, r->image, &vo, &r->v) < 0)
 		return -1;
 	r->res->t.digest = r->v.digest_ms;
+	note_digest(&r->v, r->res);
+	r->warm = load_warm(o, &r->v);
 	r->res->golden = r->v.h.flags & IMG_F_GOLDEN;
 	if (load_def(r) < 0 || claim_name(r) < 0)
 		return -1;
 	/* v3: QEMU's page reads use it; v2: the relay reads aligned blocks with it. */
-	if (o->bypass_cache && r->v.h.version != IMG_VERSION_INSTANT &&
+	if (o->bypass_cache && r->v.h.version != IMG_VERSION_INSTANT && !r->warm &&
 	    open_direct(r->image, o->insisted, &r->dfd) < 0)
 		return -1;
 	return start_qemu(r) < 0 ? -1 : resume_guest(r);
@@ -261,6 +280,9 @@ static void release(struct restore *r, bool failed)
 	vfy_free(&r->v);
 	if (r->dfd >= 0)
 		close(r->dfd);
+	if (r->warm)
+		posix_fadvise(r->fd, (off_t)r->v.h.stream_offset, (off_t)r->v.h.stream_length,
+			      POSIX_FADV_DONTNEED);
 	close(r->fd);
 	if (r->lock >= 0)
 		close(r->lock);

@@ -51,6 +51,9 @@ void rate_start(struct rate *r);
 /* bytes done by now: the figures, and the next line due a second later. */
 void rate_step(struct rate *r, uint64_t bytes, double *mbps, double *secs);
 
+/* MemAvailable from /proc/meminfo, in bytes; 0 if unknown. */
+uint64_t mem_available(void);
+
 /* CPUs this process may run on (sched_getaffinity), at least 1. */
 int usable_cpus(void);
 

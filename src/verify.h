@@ -26,6 +26,7 @@ struct vfy_result {
 	char key_used[PATH_MAX];
 	bool payload_checked;
 	uint64_t digest_ms;
+	uint64_t digest_bytes, digest_read; /* the payload digest: covered, read (not holes) */
 	char ram_path[PATH_MAX];    /* v4: the RAM file, resolved */
 	bool ram_checked;       /* v4: its content digest was checked */
 	int ram_fd;             /* v4: the RAM file checked, read-only (if ram_open) */

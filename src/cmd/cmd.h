@@ -39,6 +39,10 @@ void cmd_print_json(cJSON *o);
 void cmd_add_format(cJSON *o, int version, unsigned channels, bool direct_io);
 /* Add the phase times of a save or restore (milliseconds) to o. */
 struct snap_times;
+/* The payload digest's phase: from where, bytes read, MB/s (nothing if none);
+ * o NULL: the --verbose line instead. */
+struct snap_digest;
+void cmd_add_digest(cJSON *o, const struct snap_digest *d);
 void cmd_add_times(cJSON *o, const struct snap_times *t);
 /* Cold-start VM name from <vm_dir>/NAME.vm under its lock (start.c);
  * refuses if it already runs. */

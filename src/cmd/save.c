@@ -33,6 +33,7 @@ static void report(const char *name, const char *target, const struct save_opts 
 		cJSON_AddNumberToObject(o, "stream_length", (double)r->stream_length);
 		cJSON_AddNumberToObject(o, "image_size", (double)r->image_size);
 		cmd_add_times(o, &r->t);
+		cmd_add_digest(o, &r->digest);
 		cmd_print_json(o);
 		return;
 	}
@@ -100,6 +101,7 @@ int cmd_save(struct conf *c, int argc, char **argv)
 		return cmd_fail("save");
 	if (r.not_resumed[0])
 		log_error("image saved, but VM '%s' did not resume: %s", argv[optind], r.not_resumed);
+	cmd_add_digest(NULL, &r.digest);
 	report(argv[optind], argv[optind + 1], &o, &r, json);
 	return EXIT_OK;
 }
