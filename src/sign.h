@@ -45,7 +45,7 @@ void sig_payload_root(uint32_t chunk, uint64_t len, const uint8_t *hashes, uint6
 /* The payload digest of a stream that passes through vmsnap (the v2
  * O_DIRECT relay), fed in order: the same root sig_payload_digest
  * computes from the stored bytes, without reading them back. Hashed on the
- * caller's thread (digest_stream.c says why). */
+ * caller's thread (sign_stream.c says why). */
 struct sig_stream;
 struct sig_stream *sig_stream_new(uint32_t chunk); /* NULL: err set */
 /* Append n bytes of buf, or (buf NULL) n zero bytes: a hole. */

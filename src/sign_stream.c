@@ -1,4 +1,4 @@
-/* digest_stream: the payload digest of a stream fed in order (sign.h): each
+/* sign_stream: the payload digest of a stream fed in order (sign.h): each
  * piece goes straight into the running SHA-256 of its chunk, no copy; a whole
  * chunk of zeros (a hole) takes the known zero-chunk hash. Hashed on the
  * caller's thread: on the 2-core machine it was measured on, a worker-thread
