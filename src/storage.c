@@ -1,6 +1,7 @@
 /* storage: targets, temp files, O_DIRECT and the durable commit (storage.h). */
 #include "storage.h"
 #include "err.h"
+#include "fsafe.h"
 #include "log.h"
 #include "util.h"
 
@@ -114,9 +115,13 @@ static int create_file(struct stor_target *t)
 	if (str_fmt(t->tmp, sizeof(t->tmp), "%.*s.%s.vmsnap-partial", len, t->path,
 		    slash ? slash + 1 : t->path) < 0)
 		return err_set(EXIT_USAGE, "%s: path too long", t->path);
-	t->fd = open(t->tmp, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (t->fd < 0)
-		return err_sys(EXIT_FAIL, "creating %s", t->tmp);
+	if (fsafe_target_dir(t->path) < 0)
+		return -1;
+	t->fd = fsafe_open_tmp(t->tmp);
+	if (t->fd < 0) {
+		t->tmp[0] = 0; /* not ours to remove */
+		return -1;
+	}
 	if (flock(t->fd, LOCK_EX | LOCK_NB) < 0) {
 		int busy = errno == EWOULDBLOCK;
 		close(t->fd);
@@ -129,6 +134,15 @@ static int create_file(struct stor_target *t)
 	if (ftruncate(t->fd, 0) < 0)
 		return err_sys(EXIT_FAIL, "truncating %s", t->tmp);
 	return 0;
+}
+
+/* The console names targets for someone at a serial port: no symlink there
+ * may lead a save or read elsewhere (see stor_refuse_links). */
+static bool no_links;
+
+void stor_refuse_links(void)
+{
+	no_links = true;
 }
 
 int stor_open_direct(const char *path, int flags)
@@ -144,6 +158,8 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 	memset(t, 0, sizeof(*t));
 	t->fd = t->dfd = -1;
 	/* Follow a symlink to where it points, so the rename replaces the image and not the link. */
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && no_links)
+		return err_set(EXIT_USAGE, "target %s is a symbolic link: name the file itself", path);
 	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && realpath(path, real))
 		path = real;
 	if (str_copy(t->path, sizeof(t->path), path) < 0)
@@ -151,7 +167,7 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 	if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
 		t->kind = STOR_BLK;
 		/* O_EXCL on a block device: refuse a mounted or otherwise claimed device. */
-		t->fd = open(path, O_WRONLY | O_EXCL | O_CLOEXEC);
+		t->fd = open(path, O_WRONLY | O_EXCL | O_CLOEXEC | (no_links ? O_NOFOLLOW : 0));
 		if (t->fd < 0)
 			return err_sys(EXIT_FAIL, "opening %s exclusively (mounted or in use?)", path);
 		if (blk_size(t->fd, path, &t->size) < 0)
@@ -237,24 +253,17 @@ int stor_open_image(const char *path, int *fd, uint64_t *size)
 {
 	struct stat st;
 
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	*fd = fsafe_open_read(path, no_links, &st);
 	if (*fd < 0)
-		return err_sys(errno == ENOENT ? EXIT_USAGE : EXIT_FAIL, "image %s", path);
-	if (fstat(*fd, &st) < 0) {
-		close(*fd);
-		return err_sys(EXIT_FAIL, "image %s", path);
-	}
+		return -1;
 	if (S_ISREG(st.st_mode)) {
 		*size = (uint64_t)st.st_size;
 		return 0;
 	}
-	if (S_ISBLK(st.st_mode) && blk_size(*fd, path, size) == 0)
+	if (blk_size(*fd, path, size) == 0)
 		return 0;
 	close(*fd);
-	if (S_ISBLK(st.st_mode))
-		return -1;
-	return err_set(EXIT_USAGE, "image %s is %s: images are regular files or block devices", path,
-		       other_kind(st.st_mode));
+	return -1;
 }
 
 int stor_rewrite_header(const char *path, const struct img_header *h)
