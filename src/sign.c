@@ -3,6 +3,8 @@
  * and blinding, and comes from the kernel through mbedtls' entropy pool. */
 #include "sign.h"
 #include "err.h"
+#include "fsafe.h"
+#include "log.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -68,15 +70,12 @@ static int key_id(mbedtls_pk_context *pk, uint8_t id[SIG_HASH])
 	return 0;
 }
 
-static int load_key(mbedtls_pk_context *pk, const char *path, bool private, struct rng *r)
+static int parse_key(mbedtls_pk_context *pk, char *text, size_t len, const char *path,
+		     bool private, struct rng *r)
 {
-	char *text;
-	size_t len;
 	int rc;
 
 	mbedtls_pk_init(pk);
-	if (read_file(path, KEY_FILE_MAX, &text, &len) < 0)
-		return err_wrap("key");
 	/* PEM parsing wants the terminating NUL counted. */
 	if (private)
 		rc = mbedtls_pk_parse_key(pk, (unsigned char *)text, len + 1, NULL, 0,
@@ -89,6 +88,21 @@ static int load_key(mbedtls_pk_context *pk, const char *path, bool private, stru
 		return err_set(EXIT_USAGE, "%s: not a readable %s key in PEM (mbedtls -0x%04x)", path,
 			       private ? "private" : "public", -rc);
 	return check_p256(pk, path);
+}
+
+static int load_key(mbedtls_pk_context *pk, const char *path, bool private, struct rng *r)
+{
+	struct stat st;
+	char *text;
+	size_t len;
+
+	mbedtls_pk_init(pk);
+	if (read_file(path, KEY_FILE_MAX, &text, &len) < 0)
+		return err_wrap("key");
+	if (private && stat(path, &st) == 0 && (st.st_mode & 077))
+		log_warn("sign_key %s is readable by group or others (mode %04o): chmod 600 %s", path,
+			 (unsigned)(st.st_mode & 07777), path);
+	return parse_key(pk, text, len, path, private, r);
 }
 
 static int write_pem(const char *path, const unsigned char *pem, mode_t mode)
@@ -189,13 +203,11 @@ out:
 	return rc;
 }
 
-/* 1 if the key at path has key_id, 0 if not, -1 if it is unreadable. */
-static int key_matches(const char *path, const uint8_t want[SIG_HASH], mbedtls_pk_context *pk)
+/* 1 if the parsed key pk has key_id want, 0 if not (pk freed), -1 on error. */
+static int key_is(mbedtls_pk_context *pk, const uint8_t want[SIG_HASH])
 {
 	uint8_t id[SIG_HASH];
 
-	if (load_key(pk, path, false, NULL) < 0)
-		return -1;
 	if (key_id(pk, id) < 0) {
 		mbedtls_pk_free(pk);
 		return -1;
@@ -205,6 +217,14 @@ static int key_matches(const char *path, const uint8_t want[SIG_HASH], mbedtls_p
 		return 0;
 	}
 	return 1;
+}
+
+/* 1 if the key at path has key_id, 0 if not, -1 if it is unreadable. */
+static int key_matches(const char *path, const uint8_t want[SIG_HASH], mbedtls_pk_context *pk)
+{
+	if (load_key(pk, path, false, NULL) < 0)
+		return -1;
+	return key_is(pk, want);
 }
 
 static int check(mbedtls_pk_context *pk, const char *path, const uint8_t hash[SIG_HASH],
@@ -233,6 +253,49 @@ int sig_verify(const char *pub_path, const uint8_t hash[SIG_HASH], const uint8_t
 	return check(&pk, pub_path, hash, sig, sig_len);
 }
 
+/* A trusted key file in the directory d: a regular file, no symlink (not
+ * followed: O_NOFOLLOW), root's, not writable by group/others. */
+static int trusted_key_at(DIR *d, const char *name, const char *path, mbedtls_pk_context *pk)
+{
+	int fd = openat(dirfd(d), name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	char *text;
+	ssize_t n;
+
+	mbedtls_pk_init(pk);
+	if (fd < 0 && errno == ELOOP)
+		return err_set(EXIT_REFUSED, "trusted key %s is a symbolic link: copy the key itself there",
+			       path);
+	if (fd < 0)
+		return err_sys(EXIT_REFUSED, "trusted key %s", path);
+	if (fstat(fd, &st) < 0 || fsafe_trusted(&st, "trusted key", path) < 0 ||
+	    !S_ISREG(st.st_mode) || st.st_size > KEY_FILE_MAX) {
+		close(fd);
+		if (err_code() == EXIT_REFUSED)
+			return -1;
+		return err_set(EXIT_REFUSED, "trusted key %s: not a regular file of at most %u bytes",
+			       path, KEY_FILE_MAX);
+	}
+	text = malloc((size_t)st.st_size + 1);
+	n = text ? pread_all(fd, text, (size_t)st.st_size, 0) : -1;
+	close(fd);
+	if (n < 0) {
+		free(text);
+		return err_sys(EXIT_REFUSED, "reading trusted key %s", path);
+	}
+	text[n] = 0;
+	return parse_key(pk, text, (size_t)n, path, false, NULL);
+}
+
+static bool is_pem(const char *name)
+{
+	size_t l = strlen(name);
+
+	return l >= 5 && !strcmp(name + l - 4, ".pem");
+}
+
+/* Every *.pem is checked, not only until the signer's key turns up: an
+ * unsafe trust store is refused whatever order readdir returns. */
 int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t *sig,
 		   size_t sig_len, const uint8_t want[SIG_HASH], char *used, size_t used_size)
 {
@@ -240,29 +303,44 @@ int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t 
 	struct dirent *e;
 	struct stat st;
 	char path[4096];
+	mbedtls_pk_context pk, signer;
+	bool found = false;
 
 	if (!d)
 		return err_sys(EXIT_REFUSED, "trusted_keys directory %s", dir);
-	if (fstat(dirfd(d), &st) == 0 && (st.st_mode & S_IWOTH)) {
+	if (fstat(dirfd(d), &st) < 0 || fsafe_trusted(&st, "trusted_keys directory", dir) < 0) {
 		closedir(d);
-		return err_set(EXIT_REFUSED, "trusted_keys directory %s is writable by others: fix its mode",
-			       dir);
+		return err_code() == EXIT_REFUSED ? -1 : err_sys(EXIT_REFUSED, "trusted_keys %s", dir);
 	}
+	err_clear();
 	while ((e = readdir(d))) {
-		mbedtls_pk_context pk;
-		size_t l = strlen(e->d_name);
-		if (l < 5 || strcmp(e->d_name + l - 4, ".pem"))
+		if (e->d_name[0] == '.' && (!e->d_name[1] || !strcmp(e->d_name, "..")))
 			continue;
 		if (str_fmt(path, sizeof(path), "%s/%s", dir, e->d_name) < 0)
 			continue;
-		if (key_matches(path, want, &pk) != 1) {
-			err_clear();
+		if (!is_pem(e->d_name)) {
+			log_warn("trusted_keys: skipped %s: only files named *.pem are keys", path);
 			continue;
 		}
-		closedir(d);
-		str_copy(used, used_size, path);
-		return check(&pk, path, hash, sig, sig_len);
+		if (trusted_key_at(d, e->d_name, path, &pk) < 0) {
+			if (err_code() == EXIT_REFUSED)
+				break;
+		} else if (!found && key_is(&pk, want) == 1) {
+			found = true;
+			signer = pk;
+			str_copy(used, used_size, path);
+		} else if (found) {
+			mbedtls_pk_free(&pk);
+		}
+		err_clear(); /* a file that is no key, or another signer's: not this one */
 	}
 	closedir(d);
-	return err_set(EXIT_REFUSED, "wrong key: no key in %s matches the image's signer", dir);
+	if (err_code() == EXIT_REFUSED) {
+		if (found)
+			mbedtls_pk_free(&signer);
+		return -1;
+	}
+	if (!found)
+		return err_set(EXIT_REFUSED, "wrong key: no key in %s matches the image's signer", dir);
+	return check(&signer, used, hash, sig, sig_len);
 }
