@@ -34,7 +34,7 @@ THIRD_SRC := $(MBEDTLS_FILES:%=$(DL)/mbedtls/library/%.c) $(DL)/cjson/cJSON.c $(
 # A feature switched off leaves its files out of the build (obj-$(CONFIG_X)).
 off = $(if $(filter y,$(CONFIG_$(1))),,$(2))
 SRC_OFF := $(call off,SIGNING,src/sign.c) \
-	$(call off,CONSOLE,src/cmd/console.c src/console_io.c src/console_run.c) \
+	$(call off,CONSOLE,src/cmd/console.c src/console_io.c src/console_run.c src/console_allow.c) \
 	$(call off,WATCH,src/cmd/watch.c src/cmd/resume.c src/fleet.c) \
 	$(call off,PROVISION,src/cmd/provision.c src/copy.c)
 SRC := $(filter-out $(SRC_OFF),$(wildcard src/*.c src/cmd/*.c))

@@ -6,6 +6,7 @@
 #include "cmd.h"
 #include "err.h"
 #include "fleet.h"
+#include "fsafe.h"
 #include "instant.h"
 #include "log.h"
 #include "snap.h"
@@ -116,6 +117,8 @@ static int claim(const struct conf *c)
 	int fd;
 
 	mkdir(c->run_dir, 0700);
+	if (fsafe_private_dir(c->run_dir, "run_dir") < 0)
+		return -1;
 	snprintf(path, sizeof(path), "%s/watch.pid", c->run_dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
