@@ -77,7 +77,7 @@ expect_rc "signed by a key not in trusted_keys: restore exit 3" 3 vs restore "$T
 check "  ... says wrong key" err_names "wrong key"
 chmod o+w "$T/trusted"
 expect_rc "a world-writable trusted_keys directory is refused" 3 vs verify "$T/save/unsigned.img"
-check "  ... says so" err_names "writable by others"
+check "  ... says so" err_names "writable by group or others"
 chmod o-w "$T/trusted"
 
 # Keys made by openssl work both ways.
