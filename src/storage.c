@@ -158,10 +158,14 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 	memset(t, 0, sizeof(*t));
 	t->fd = t->dfd = -1;
 	/* Follow a symlink to where it points, so the rename replaces the image and not the link. */
-	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && no_links)
-		return err_set(EXIT_USAGE, "target %s is a symbolic link: name the file itself", path);
-	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && realpath(path, real))
-		path = real;
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+		/* another user's link (say in /tmp) must not pick what root replaces */
+		if (no_links || (st.st_uid != 0 && st.st_uid != geteuid()))
+			return err_set(EXIT_USAGE, "target %s is a symbolic link%s: name the file itself",
+				       path, no_links ? "" : " of another user");
+		if (realpath(path, real))
+			path = real;
+	}
 	if (str_copy(t->path, sizeof(t->path), path) < 0)
 		return err_set(EXIT_USAGE, "%s: path too long", path);
 	if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {

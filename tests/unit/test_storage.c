@@ -302,6 +302,31 @@ static void test_directory_writable_by_others_is_refused(void **s)
 	stor_close(&t);
 }
 
+/* A symlinked target is followed only if it is root's or ours. */
+static void test_other_users_symlink_target_is_refused(void **s)
+{
+	char p[4096], victim[4096], *text;
+	struct stor_target t;
+	size_t len;
+
+	(void)s;
+	tu_write_str(tu_path(victim, dir, "victim2"), "precious");
+	assert_int_equal(symlink(victim, tu_path(p, dir, "link.img")), 0);
+	assert_int_equal(lchown(p, 65534, 65534), 0);
+	err_clear();
+	assert_int_equal(stor_create(&t, p, false, false), -1);
+	assert_err(EXIT_USAGE, "symbolic link of another user");
+	stor_close(&t);
+	assert_int_equal(read_file(victim, 1 << 20, &text, &len), 0);
+	assert_string_equal(text, "precious");
+	free(text);
+	assert_int_equal(lchown(p, 0, 0), 0);
+	assert_int_equal(stor_create(&t, p, false, false), 0); /* root's own link: followed */
+	assert_string_equal(t.path, victim);
+	stor_close(&t);
+	unlink(p);
+}
+
 /* Reading an image never blocks on a FIFO and refuses special files. */
 static void test_open_image_refuses_fifo_without_blocking(void **s)
 {
@@ -338,6 +363,7 @@ int main(void)
 		cmocka_unit_test(test_foreign_or_linked_temp_file_is_refused),
 		cmocka_unit_test(test_directory_writable_by_others_is_refused),
 		cmocka_unit_test(test_open_image_refuses_fifo_without_blocking),
+		cmocka_unit_test(test_other_users_symlink_target_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
