@@ -36,7 +36,8 @@ off = $(if $(filter y,$(CONFIG_$(1))),,$(2))
 SRC_OFF := $(call off,SIGNING,src/sign.c) \
 	$(call off,CONSOLE,src/cmd/console.c src/console_io.c src/console_run.c src/console_allow.c) \
 	$(call off,WATCH,src/cmd/watch.c src/cmd/resume.c src/fleet.c) \
-	$(call off,PROVISION,src/cmd/provision.c src/copy.c)
+	$(call off,PROVISION,src/cmd/provision.c src/copy.c) \
+	$(if $(filter y,$(CONFIG_SHA256_PORTABLE)),src/sha256_accel.c src/sha256_portable.c)
 SRC := $(filter-out $(SRC_OFF),$(wildcard src/*.c src/cmd/*.c))
 LIB_SRC := $(filter-out src/main.c src/cmd/%,$(SRC))
 

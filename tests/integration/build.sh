@@ -34,6 +34,18 @@ check "  ... config.h says 0" grep -q '^#define CONFIG_SIGNING 0$' "$B/include/c
 check "  ... and vmsnap says signing off" bash -c "'$B/vmsnap' version | grep -q 'signing off'"
 check "  ... keygen refuses with a clear message" bash -c "'$B/vmsnap' --config '$T/vmsnap.conf' keygen '$T/a' '$T/b' 2>&1 | grep -q 'built without signing'"
 
+# SHA-256: the CPU's SHA instructions by default (where it has them), plain
+# mbedtls with CONFIG_SHA256_PORTABLE.
+if grep -q '^flags.* sha_ni' /proc/cpuinfo; then
+	check "vmsnap version: sha256 on the SHA extensions" bash -c "'$B/vmsnap' version | grep -q '^sha256: x86-sha$'"
+fi
+check "  ... VMSNAP_SHA256=portable: the portable code" \
+	bash -c "VMSNAP_SHA256=portable '$B/vmsnap' version | grep -q '^sha256: portable$'"
+sed -i 's/^# CONFIG_SHA256_PORTABLE is not set/CONFIG_SHA256_PORTABLE=y/' "$K"
+check "CONFIG_SHA256_PORTABLE builds" mk "$B/vmsnap"
+check "  ... vmsnap version says portable" bash -c "'$B/vmsnap' version | grep -q '^sha256: portable$'"
+check "  ... no SHA-extension code linked" not bash -c "nm '$B/vmsnap.unstripped' | grep -q sha_portable_block"
+
 check "make kiosk-x86_64_defconfig" mk kiosk-x86_64_defconfig
 check "  ... image version 3 by default" grep -q '^CONFIG_DEFAULT_IMAGE_VERSION=3' "$K"
 check "make rootfs for the kiosk" mk rootfs
@@ -49,5 +61,12 @@ check "make gateway-arm64_defconfig" mk gateway-arm64_defconfig
 check "make cross-builds for arm64" mk "$B/vmsnap"
 check "  ... a static aarch64 binary" bash -c "file '$B/vmsnap' | grep -q 'ARM aarch64.*statically linked'"
 check "  ... that runs (qemu-user)" bash -c "qemu-aarch64-static '$B/vmsnap' version | grep -q 'max channels 4'"
+check "  ... with mbedtls's ARMv8 SHA-256 code linked" \
+	bash -c "aarch64-linux-gnu-nm '$B/vmsnap.unstripped' | grep -q sha256_process_many_a64_crypto"
+check "  ... and used (qemu-user's CPU has the crypto extensions)" \
+	bash -c "qemu-aarch64-static '$B/vmsnap' version | grep -q '^sha256: armv8$'"
+cp "$TOP/tests/fixtures/signed-a706f7f.img" "$T/old.img"
+check "  ... which verifies an image signed on x86-64 before it" \
+	qemu-aarch64-static "$B/vmsnap" --config "$T/vmsnap.conf" verify "$T/old.img" --pubkey "$TOP/tests/fixtures/signed-a706f7f.pub"
 check "make rootfs for the gateway" mk rootfs
 check "  ... its image is an eMMC partition" grep -q '^image = /dev/mmcblk0p3' "$B/rootfs/etc/vmsnap.conf"

@@ -4,6 +4,22 @@
 . "$(dirname "$0")/../lib.sh"
 
 SEED=31
+
+# An image signed by vmsnap a706f7f, before SHA-256 used the CPU's SHA
+# instructions (tests/fixtures/README): it verifies on every SHA-256 path
+# and a flipped payload byte is still found.
+old=$TOP/tests/fixtures/signed-a706f7f
+for sha in auto portable; do
+	cp "$old.img" "$T/old.img"
+	expect_rc "old signed image, sha256 $sha: verify --pubkey" 0 \
+		env VMSNAP_SHA256=$sha "$VMSNAP" --config "$T/vmsnap.conf" verify "$T/old.img" --pubkey "$old.pub"
+	check "  ... signature and payload ok" \
+		bash -c "grep -q '^signature: ok' '$T/out' && grep -q '^payload: ok' '$T/out'"
+	flip_byte "$T/old.img" $(( $(header_u64 "$T/old.img" 48) + 400000 ))
+	expect_rc "  ... one payload byte flipped: exit 3" 3 \
+		env VMSNAP_SHA256=$sha "$VMSNAP" --config "$T/vmsnap.conf" verify "$T/old.img" --pubkey "$old.pub"
+	check "  ... says payload digest mismatch" err_names "payload digest mismatch"
+done
 mkdir -p "$T/trusted" && chmod 755 "$T/trusted"
 expect_rc "keygen" 0 vs keygen "$T/k.pem" "$T/trusted/k.pem"
 check "private key is mode 0600" test "$(stat -c %a "$T/k.pem")" = 600
