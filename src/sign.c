@@ -308,9 +308,10 @@ int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t 
 
 	if (!d)
 		return err_sys(EXIT_REFUSED, "trusted_keys directory %s", dir);
-	if (fstat(dirfd(d), &st) < 0 || fsafe_trusted(&st, "trusted_keys directory", dir) < 0) {
+	if ((fstat(dirfd(d), &st) < 0 ? err_sys(EXIT_REFUSED, "trusted_keys directory %s", dir)
+				       : fsafe_trusted(&st, "trusted_keys directory", dir)) < 0) {
 		closedir(d);
-		return err_code() == EXIT_REFUSED ? -1 : err_sys(EXIT_REFUSED, "trusted_keys %s", dir);
+		return -1;
 	}
 	err_clear();
 	while ((e = readdir(d))) {
@@ -325,6 +326,7 @@ int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t 
 		if (trusted_key_at(d, e->d_name, path, &pk) < 0) {
 			if (err_code() == EXIT_REFUSED)
 				break;
+			log_warn("trusted_keys: skipped %s", err_msg());
 		} else if (!found && key_is(&pk, want) == 1) {
 			found = true;
 			signer = pk;
