@@ -14,7 +14,7 @@
 
 #define CONF_FILE_MAX (1 << 20) /* a config file is a page or two */
 
-enum kind { K_PATH, K_BOOL, K_VERSION, K_CHANNELS, K_MS, K_LIST };
+enum kind { K_PATH, K_BOOL, K_VERSION, K_CHANNELS, K_MS, K_LIST, K_USER, K_OPTS };
 
 struct key {
 	const char *name;
@@ -35,6 +35,10 @@ static const struct key keys[] = {
 	KEY(trusted_keys, K_PATH),
 	KEY(require_signature, K_BOOL),
 	KEY(verify_payload, K_BOOL),
+	KEY(qemu_sandbox, K_BOOL),
+	KEY(qemu_spawn, K_BOOL),
+	KEY(qemu_user, K_USER),
+	KEY(unsigned_options, K_OPTS),
 	KEY(powerfail_deadline_ms, K_MS),
 	KEY(powerfail_trigger, K_PATH),
 	KEY(vms, K_LIST),
@@ -51,6 +55,7 @@ void conf_defaults(struct conf *c)
 	str_copy(c->qemu, sizeof(c->qemu), CONFIG_QEMU_PATH);
 	str_copy(c->trusted_keys, sizeof(c->trusted_keys), "/etc/vmsnap/trusted");
 	c->verify_payload = true;
+	c->qemu_sandbox = true;
 	c->powerfail_deadline_ms = 10000;
 }
 
@@ -92,20 +97,6 @@ static int set_list(struct ctx *x, int line, const char *key, const char *val)
 	return 0;
 }
 
-/* Every word of a list of paths starts with '/'. */
-static bool abs_list(const char *v)
-{
-	bool start = true;
-
-	for (; *v; v++) {
-		bool space = *v == ' ' || *v == '\t';
-		if (start && !space && *v != '/')
-			return false;
-		start = space;
-	}
-	return true;
-}
-
 static int set_global(struct ctx *x, int line, const char *name, const char *val)
 {
 	unsigned long n;
@@ -119,8 +110,8 @@ static int set_global(struct ctx *x, int line, const char *name, const char *val
 		case K_PATH:
 			if (str_copy(p, CONF_PATH_MAX, val) < 0)
 				return bad(x, line, name, val, "longer than 255 characters");
-			if ((!strcmp(name, "powerfail_trigger") && val[0] != '/') ||
-			    (!strcmp(name, "console_paths") && !abs_list(val)))
+			if ((!strcmp(name, "powerfail_trigger") || !strcmp(name, "console_paths")) &&
+			    val[0] != '/')
 				return bad(x, line, name, val, "must be an absolute path");
 			return 0;
 		case K_BOOL:
@@ -147,6 +138,20 @@ static int set_global(struct ctx *x, int line, const char *name, const char *val
 			return 0;
 		case K_LIST:
 			return set_list(x, line, name, val);
+		case K_OPTS: /* QEMU option names, without '-', split by ' ' or ',' */
+			if (strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789_-, \t") != strlen(val) ||
+			    str_copy(p, sizeof(x->c->unsigned_options), val) < 0)
+				return bad(x, line, name, val,
+					   "QEMU option names (m smp device ...), at most 1023 characters");
+			return 0;
+		case K_USER: /* it becomes "-run-with user=NAME": no ',' may reach QEMU */
+			if (val[0] && (val[0] == '-' || strspn(val, "abcdefghijklmnopqrstuvwxyz"
+					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(val) ||
+				       str_copy(p, CONF_NAME_MAX, val) < 0))
+				return bad(x, line, name, val,
+					   "a user name: letters, digits, '_', '.', '-' (not first), at most 63");
+			str_copy(p, CONF_NAME_MAX, val);
+			return 0;
 		}
 	}
 	return err_set(EXIT_USAGE, "%s:%d: unknown key '%s'", x->file, line, name);

@@ -29,6 +29,10 @@ struct conf {
 	char trusted_keys[CONF_PATH_MAX];
 	bool require_signature;
 	bool verify_payload;
+	bool qemu_sandbox;                /* QEMU's seccomp filter (-sandbox on,...) */
+	bool qemu_spawn;                  /* ... lets QEMU run programs (tap scripts) */
+	char qemu_user[CONF_NAME_MAX];    /* QEMU drops to this user; "" stays root */
+	char unsigned_options[1024];      /* options an unsigned image's definition may use; "": any */
 	unsigned powerfail_deadline_ms;
 	char powerfail_trigger[CONF_PATH_MAX]; /* watch: a file whose appearance means power fail */
 	char console_paths[CONF_PATH_MAX]; /* more places console commands may name */

@@ -20,72 +20,42 @@ static int resolve(const char *path, char *out, size_t size)
 	char dir[PATH_MAX], real[PATH_MAX];
 	const char *base = strrchr(path, '/');
 
+	/* "." or ".." as base stays textual: what it names is a directory, refused later */
 	base = base ? base + 1 : path;
-	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
-		return err_set(EXIT_USAGE, "%s: name a file", path);
 	if (path_dir(dir, sizeof(dir), path) < 0 || !realpath(dir, real))
 		return err_sys(EXIT_USAGE, "%s", path);
 	return str_fmt(out, size, "%s/%s", strcmp(real, "/") ? real : "", base) < 0
 		       ? err_set(EXIT_USAGE, "%s: path too long", path) : 0;
 }
 
-/* path is place (a file, after resolve) or lies under it (a directory). */
+/* path is place or lies under it (a file has nothing under it). A place
+ * that does not exist yet (an image not saved so far) is resolved like path. */
 static bool within(const char *path, const char *place)
 {
-	char real[PATH_MAX], file[PATH_MAX];
+	char real[PATH_MAX];
 	size_t n;
 
-	if (realpath(place, real)) {
-		struct stat st;
-		n = strlen(real);
-		if (stat(real, &st) == 0 && S_ISDIR(st.st_mode))
-			return n == 1 || (!strncmp(path, real, n) && path[n] == '/');
-	}
-	if (resolve(place, file, sizeof(file)) < 0) {
-		err_clear();
-		return false;
-	}
-	return !strcmp(path, file);
+	if (!realpath(place, real))
+		return resolve(place, real, sizeof(real)) == 0 && !strcmp(path, real);
+	n = strlen(real);
+	return n == 1 || !strcmp(path, real) || (!strncmp(path, real, n) && path[n] == '/');
 }
 
 static bool allowed(const struct conf *c, const char *path)
 {
 	char list[sizeof(c->console_paths)], *p, *save;
-	struct conf_vm vm;
 
 	if (within(path, c->save_dir))
 		return true;
+	/* a VM without a [vm] section has its image in save_dir */
 	for (unsigned i = 0; i < c->n_vm; i++)
 		if (within(path, c->vm[i].image))
 			return true;
-	for (unsigned i = 0; i < c->n_vms; i++) {
-		conf_vm_get(c, c->vms[i], &vm);
-		if (within(path, vm.image))
-			return true;
-	}
 	str_copy(list, sizeof(list), c->console_paths);
 	for (p = strtok_r(list, " \t", &save); p; p = strtok_r(NULL, " \t", &save))
 		if (within(path, p))
 			return true;
 	return false;
-}
-
-static bool golden(const char *path)
-{
-	struct img_header h;
-	uint64_t size;
-	char *def;
-	int fd;
-	bool g = false;
-
-	if (stor_open_image(path, &fd, &size) < 0)
-		return false;
-	if (vfy_read(fd, size, path, &h, &def) == 0) {
-		g = h.flags & IMG_F_GOLDEN;
-		free(def);
-	}
-	close(fd);
-	return g;
 }
 
 int con_allow(const struct conf *c, const char *path, bool save, char *out, size_t size)
@@ -96,17 +66,13 @@ int con_allow(const struct conf *c, const char *path, bool save, char *out, size
 	if (resolve(path, out, size) < 0)
 		return -1;
 	exists = lstat(out, &st) == 0;
-	if (exists && S_ISLNK(st.st_mode))
-		return err_set(EXIT_USAGE, "%s is a symbolic link: the console follows none", path);
-	if (!allowed(c, out))
-		return err_set(EXIT_USAGE,
-			       "%s: the console only uses save_dir %s, the VMs' images and console_paths",
-			       path, c->save_dir);
-	if (save && exists && golden(out)) {
-		err_clear();
+	if ((exists && S_ISLNK(st.st_mode)) || !allowed(c, out))
+		return err_set(EXIT_USAGE, "%s: %s", path,
+			       exists && S_ISLNK(st.st_mode) ? "is a symbolic link: the console follows none"
+			       : "the console only uses save_dir, the VMs' images and console_paths");
+	if (save && exists && vfy_golden(out))
 		return err_set(EXIT_USAGE, "%s holds a golden image: the console never overwrites one",
 			       path);
-	}
 	err_clear();
 	return 0;
 }

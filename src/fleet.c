@@ -44,13 +44,18 @@ int fleet_run(const struct conf *c, const char (*names)[CONF_NAME_MAX], unsigned
 	uint64_t t0 = now_ms();
 
 	for (unsigned i = 0; i < n; i++) {
-		int p[2];
+		int p[2] = { -1, -1 };
 		memset(&res[i], 0, sizeof(res[i]));
 		res[i].name = names[i];
 		pid[i] = -1;
 		if (pipe2(p, O_CLOEXEC) < 0 || (pid[i] = fork()) < 0) {
+			int e = errno;
+			if (pid[i] < 0 && p[0] >= 0) { /* the pipe was made, the fork failed */
+				close(p[0]);
+				close(p[1]);
+			}
 			res[i].code = EXIT_FAIL;
-			snprintf(res[i].msg, sizeof(res[i].msg), "cannot start a job: %s", strerror(errno));
+			snprintf(res[i].msg, sizeof(res[i].msg), "cannot start a job: %s", strerror(e));
 			failed++;
 			continue;
 		}

@@ -20,9 +20,9 @@ int fsafe_target_dir(const char *path);
  * ours with a single link. Returns the fd or -1 with err_*. */
 int fsafe_open_tmp(const char *path);
 /* Open a user-named image read-only without blocking on a FIFO (and, with
- * nofollow, without following a final symlink); anything but a regular file
- * or block device is a usage error. Returns the fd (blocking again), st filled. */
-int fsafe_open_read(const char *path, bool nofollow, struct stat *st);
+ * nofollow, without following a final symlink); the caller fstat()s it and
+ * refuses what is no regular file or block device. Returns the fd or -1. */
+int fsafe_open_read(const char *path, bool nofollow);
 /* st (from lstat/fstat of what, e.g. "trusted key") is no symlink, root's
  * or ours, and not writable by group/others; else EXIT_REFUSED with the fix. */
 int fsafe_trusted(const struct stat *st, const char *what, const char *path);

@@ -98,13 +98,45 @@ static void fill_argv(struct inst_args *a)
 	a->argv[4] = NULL;
 }
 
-void inst_args(struct inst_args *a, const char *path, uint64_t size, bool private)
+/* A path as one QEMU option value: ',' doubled, so that a directory named
+ * "x,mem-path=/other" stays part of the path. */
+static void escape_commas(char *out, size_t size, const char *path)
 {
+	size_t n = 0;
+
+	for (; *path && n + 3 < size; path++) {
+		out[n++] = *path;
+		if (*path == ',')
+			out[n++] = ',';
+	}
+	out[n] = 0;
+}
+
+int inst_args(struct inst_args *a, const char *path, uint64_t size, bool private)
+{
+	char esc[2 * CONF_PATH_MAX + 16];
+
+	if (strlen(path) >= CONF_PATH_MAX + 8)
+		return err_set(EXIT_USAGE, "RAM file path %s: too long", path);
+	escape_commas(esc, sizeof(esc), path);
 	/* Private: read-only file, copy-on-write mapping (QEMU >= 8.2's rom=off). */
 	snprintf(a->object, sizeof(a->object),
-		 "memory-backend-file,id=" INST_BACKEND_ID ",mem-path=%s,size=%llu,%s", path,
+		 "memory-backend-file,id=" INST_BACKEND_ID ",mem-path=%s,size=%llu,%s", esc,
 		 (unsigned long long)size, private ? "share=off,readonly=on,rom=off" : "share=on");
 	fill_argv(a);
+	return 0;
+}
+
+int inst_args_fd(struct inst_args *a, int fd, uint64_t size)
+{
+	char path[32];
+
+	/* QEMU open()s mem-path (no /dev/fdset there): /proc/self/fd/N opens
+	 * the very file behind the fd it inherited, not whatever a path names. */
+	if (fcntl(fd, F_SETFD, 0) < 0)
+		return err_sys(EXIT_FAIL, "RAM file fd");
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return inst_args(a, path, size, true);
 }
 
 void inst_args_anon(struct inst_args *a, uint64_t size)
@@ -122,14 +154,11 @@ int inst_resolve(const struct img_header *h, const char *image, char *out, size_
 	return rc < 0 ? err_set(EXIT_REFUSED, "ram_path too long") : 0;
 }
 
-int inst_check(const struct img_header *h, const char *image, char *path, size_t size)
+static int check_stat(const struct img_header *h, const char *image, const char *path,
+		      const struct stat *stp)
 {
-	struct stat st;
+	const struct stat st = *stp;
 
-	if (inst_resolve(h, image, path, size) < 0)
-		return -1;
-	if (stat(path, &st) < 0)
-		return err_sys(EXIT_REFUSED, "image %s: its RAM file %s", image, path);
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != h->ram_bytes)
 		return err_set(EXIT_REFUSED,
 			       "image %s: its RAM file %s is %llu bytes, the image needs %llu: refused",
@@ -143,6 +172,41 @@ int inst_check(const struct img_header *h, const char *image, char *path, size_t
 			       image, path);
 	return 0;
 }
+
+/* The RAM file opened once: what is checked (fstat, digest) is the file
+ * QEMU is handed (fd), whatever its path names by then. */
+static int check_open(const char *image, const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return err_sys(EXIT_REFUSED, "image %s: its RAM file %s", image, path);
+	if (fstat(fd, st) < 0) {
+		err_sys(EXIT_FAIL, "RAM file %s", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int inst_check(const struct img_header *h, const char *image, char *path, size_t size, int *fdp)
+{
+	struct stat st;
+	int fd;
+
+	if (inst_resolve(h, image, path, size) < 0 || (fd = check_open(image, path, &st)) < 0)
+		return -1;
+	if (check_stat(h, image, path, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (fdp)
+		*fdp = fd;
+	else
+		close(fd);
+	return 0;
+}
+
 
 int inst_detect(struct qmp *q, char *path, size_t size)
 {
@@ -220,10 +284,14 @@ void inst_writeback(const char *path)
 	close(fd);
 }
 
+int inst_digest_fd(int fd, uint64_t len, uint8_t out[IMG_DIGEST])
+{
+	return sig_payload_digest(fd, 0, len, SIG_CHUNK, usable_cpus(), out);
+}
+
 int inst_digest(const char *path, uint64_t len, uint8_t out[IMG_DIGEST])
 {
-	struct stat st;
-	int fd = fsafe_open_read(path, false, &st), rc; /* swapped for a FIFO: no hang */
+	int fd = fsafe_open_read(path, false), rc; /* swapped for a FIFO: no hang */
 
 	if (fd < 0)
 		return err_wrap("RAM file");

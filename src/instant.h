@@ -26,11 +26,14 @@ int inst_fresh(const char *path, uint64_t size);
  * private (golden: the file is opened read-only, the guest's writes stay in
  * memory). Fills args[0..3]; buffers live in *buf. */
 struct inst_args {
-	char object[CONF_PATH_MAX + 160];
+	char object[2 * CONF_PATH_MAX + 200];
 	char machine[64];
 	const char *argv[5];
 };
-void inst_args(struct inst_args *a, const char *path, uint64_t size, bool private);
+int inst_args(struct inst_args *a, const char *path, uint64_t size, bool private);
+/* Private (golden) from an open, checked RAM file: QEMU inherits fd (its
+ * O_CLOEXEC is cleared here) and maps the file behind it. */
+int inst_args_fd(struct inst_args *a, int fd, uint64_t size);
 /* The same backend id in anonymous memory: restoring, with its RAM in the
  * stream, a VM that ran on vmsnap's backend (the RAM block's name must match). */
 void inst_args_anon(struct inst_args *a, uint64_t size);
@@ -50,6 +53,7 @@ int inst_sync(const char *path);
 void inst_writeback(const char *path);
 /* The payload digest of a whole RAM file (len bytes; holes are not read). */
 int inst_digest(const char *path, uint64_t len, uint8_t out[IMG_DIGEST]);
+int inst_digest_fd(int fd, uint64_t len, uint8_t out[IMG_DIGEST]);
 /* fs-verity on a RAM file: 1 on, 0 off; enabling answers 1 done, 0 when the
  * file system or kernel does not offer it (known only by trying), -1 error. */
 int inst_verity(const char *path);
@@ -58,7 +62,8 @@ int inst_enable_verity(const char *path);
 /* The RAM file an image refers to, resolved against the image's directory. */
 int inst_resolve(const struct img_header *h, const char *image, char *out, size_t size);
 /* Refuse (EXIT_REFUSED) a RAM file that is missing, resized or, for an image
- * that is not golden, another file than the one saved. */
-int inst_check(const struct img_header *h, const char *image, char *path, size_t size);
+ * that is not golden, another file than the one saved. Checked through one
+ * open (read-only) fd: *fdp keeps it (O_CLOEXEC) if fdp is not NULL. */
+int inst_check(const struct img_header *h, const char *image, char *path, size_t size, int *fdp);
 
 #endif

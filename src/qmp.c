@@ -15,7 +15,7 @@
 
 #define QMP_LINE_MAX (4u << 20) /* a reply larger than this is not QEMU's */
 
-static int try_connect(const char *path)
+int qmp_dial(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd;
@@ -322,7 +322,7 @@ int qmp_connect(struct qmp *q, const char *path, int timeout_ms)
 	int fd;
 
 	for (;;) {
-		fd = try_connect(path);
+		fd = qmp_dial(path);
 		if (fd >= 0)
 			break;
 		if ((errno != ENOENT && errno != ECONNREFUSED) || now_ms() >= deadline) {
@@ -369,7 +369,7 @@ int qmp_attach(struct qmp *q, int fd, const char *path, uint64_t deadline)
 
 void qmp_close(struct qmp *q)
 {
-	if (q->fd > 0)
+	if (q->fd >= 0) /* fd 0 is a socket like any other when stdin was closed */
 		close(q->fd);
 	q->fd = -1;
 	free(q->buf);

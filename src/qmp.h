@@ -27,6 +27,8 @@ struct qmp {
  * Retries until timeout_ms while the socket does not exist yet. */
 int qmp_connect(struct qmp *q, const char *path, int timeout_ms);
 void qmp_close(struct qmp *q);
+/* One connect to the unix socket at path: the fd (O_CLOEXEC), or -1 with errno. */
+int qmp_dial(const char *path);
 /* The same on a connected socket fd (owned from now on), named path in
  * messages, by the deadline (now_ms); the fuzz target uses it directly. */
 int qmp_attach(struct qmp *q, int fd, const char *path, uint64_t deadline);

@@ -100,8 +100,7 @@ static int load_key(mbedtls_pk_context *pk, const char *path, bool private, stru
 	if (read_file(path, KEY_FILE_MAX, &text, &len) < 0)
 		return err_wrap("key");
 	if (private && stat(path, &st) == 0 && (st.st_mode & 077))
-		log_warn("sign_key %s is readable by group or others (mode %04o): chmod 600 %s", path,
-			 (unsigned)(st.st_mode & 07777), path);
+		log_warn("sign_key %s is readable by group or others: chmod 600 it", path);
 	return parse_key(pk, text, len, path, private, r);
 }
 
@@ -260,31 +259,19 @@ static int trusted_key_at(DIR *d, const char *name, const char *path, mbedtls_pk
 	int fd = openat(dirfd(d), name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;
 	char *text;
-	ssize_t n;
+	size_t len;
 
 	mbedtls_pk_init(pk);
-	if (fd < 0 && errno == ELOOP)
-		return err_set(EXIT_REFUSED, "trusted key %s is a symbolic link: copy the key itself there",
-			       path);
 	if (fd < 0)
-		return err_sys(EXIT_REFUSED, "trusted key %s", path);
-	if (fstat(fd, &st) < 0 || fsafe_trusted(&st, "trusted key", path) < 0 ||
-	    !S_ISREG(st.st_mode) || st.st_size > KEY_FILE_MAX) {
+		return err_sys(EXIT_REFUSED, "trusted key %s%s", path,
+			       errno == ELOOP ? " is a symbolic link: copy the key itself there" : "");
+	if (fstat(fd, &st) < 0 || fsafe_trusted(&st, "trusted key", path) < 0) {
 		close(fd);
-		if (err_code() == EXIT_REFUSED)
-			return -1;
-		return err_set(EXIT_REFUSED, "trusted key %s: not a regular file of at most %u bytes",
-			       path, KEY_FILE_MAX);
+		return -1;
 	}
-	text = malloc((size_t)st.st_size + 1);
-	n = text ? pread_all(fd, text, (size_t)st.st_size, 0) : -1;
-	close(fd);
-	if (n < 0) {
-		free(text);
-		return err_sys(EXIT_REFUSED, "reading trusted key %s", path);
-	}
-	text[n] = 0;
-	return parse_key(pk, text, (size_t)n, path, false, NULL);
+	if (read_fd(fd, path, KEY_FILE_MAX, &text, &len) < 0)
+		return -1; /* not a regular file, too large: skipped */
+	return parse_key(pk, text, len, path, false, NULL);
 }
 
 static bool is_pem(const char *name)
@@ -294,8 +281,8 @@ static bool is_pem(const char *name)
 	return l >= 5 && !strcmp(name + l - 4, ".pem");
 }
 
-/* Every *.pem is checked, not only until the signer's key turns up: an
- * unsafe trust store is refused whatever order readdir returns. */
+/* Every key file read on the way to the signer's key must be safe: any key
+ * that could verify an image is checked before it is used. */
 int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t *sig,
 		   size_t sig_len, const uint8_t want[SIG_HASH], char *used, size_t used_size)
 {
@@ -303,8 +290,9 @@ int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t 
 	struct dirent *e;
 	struct stat st;
 	char path[4096];
-	mbedtls_pk_context pk, signer;
-	bool found = false;
+	mbedtls_pk_context pk;
+	bool pem;
+	int m = 0;
 
 	if (!d)
 		return err_sys(EXIT_REFUSED, "trusted_keys directory %s", dir);
@@ -314,35 +302,31 @@ int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t 
 		return -1;
 	}
 	err_clear();
-	while ((e = readdir(d))) {
+	while (m >= 0 && (e = readdir(d))) {
 		if (e->d_name[0] == '.' && (!e->d_name[1] || !strcmp(e->d_name, "..")))
 			continue;
 		if (str_fmt(path, sizeof(path), "%s/%s", dir, e->d_name) < 0)
 			continue;
-		if (!is_pem(e->d_name)) {
-			log_warn("trusted_keys: skipped %s: only files named *.pem are keys", path);
-			continue;
-		}
-		if (trusted_key_at(d, e->d_name, path, &pk) < 0) {
-			if (err_code() == EXIT_REFUSED)
-				break;
+		pem = is_pem(e->d_name);
+		if (!pem)
+			err_set(EXIT_USAGE, "%s: only files named *.pem are keys", path);
+		else if (m)
+			continue; /* the signer's key is found: other keys are not read */
+		if (pem && trusted_key_at(d, e->d_name, path, &pk) == 0) {
+			if ((m = key_is(&pk, want)) == 1)
+				str_copy(used, used_size, path);
+		} else if (err_code() == EXIT_REFUSED) {
+			m = -1;
+		} else {
 			log_warn("trusted_keys: skipped %s", err_msg());
-		} else if (!found && key_is(&pk, want) == 1) {
-			found = true;
-			signer = pk;
-			str_copy(used, used_size, path);
-		} else if (found) {
-			mbedtls_pk_free(&pk);
 		}
-		err_clear(); /* a file that is no key, or another signer's: not this one */
+		if (m >= 0)
+			err_clear(); /* another signer's key, or no key: not this one */
 	}
 	closedir(d);
-	if (err_code() == EXIT_REFUSED) {
-		if (found)
-			mbedtls_pk_free(&signer);
+	if (m < 0)
 		return -1;
-	}
-	if (!found)
+	if (m == 0)
 		return err_set(EXIT_REFUSED, "wrong key: no key in %s matches the image's signer", dir);
-	return check(&signer, used, hash, sig, sig_len);
+	return check(&pk, used, hash, sig, sig_len);
 }

@@ -144,6 +144,9 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 		if (vm_def_parse(&d, v.def, v.h.def_length, origin, EXIT_REFUSED) < 0 ||
 		    vm_def_check(&d, c->run_dir) < 0)
 			goto out;
+		if (c->unsigned_options[0] && !v.signature_checked &&
+		    vm_def_allowed(&d, c->unsigned_options, "unsigned_options") < 0)
+			goto out;
 	}
 	name = o->name ? o->name : v.h.name;
 	if (!conf_name_ok(name)) {
@@ -167,7 +170,9 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 	if (v.h.version == 4) {
 		/* Resume-once: the guest continues in its RAM file; golden: every
 		 * boot starts from the same pristine file, mapped privately. */
-		inst_args(&ia, v.ram_path, v.h.ram_bytes, res->golden);
+		if ((res->golden ? inst_args_fd(&ia, v.ram_fd, v.h.ram_bytes)
+				 : inst_args(&ia, v.ram_path, v.h.ram_bytes, false)) < 0)
+			goto out;
 		extra = ia.argv;
 	} else if (v.h.flags & IMG_F_RAM_BACKEND) {
 		inst_args_anon(&ia, v.h.ram_size);

@@ -158,7 +158,8 @@ static int finish(struct save *s)
 int snap_save(const struct conf *c, const char *name, const char *target,
 	      const struct save_opts *o, struct save_result *res)
 {
-	struct save s = { .c = c, .name = name, .o = o, .res = res, .pipe = { -1, -1 }, .fdset = -1 };
+	struct save s = { .c = c, .name = name, .o = o, .res = res, .pipe = { -1, -1 }, .fdset = -1,
+			  .q = { .fd = -1 } };
 	uint64_t t0 = now_ms();
 	char saved_err[600];
 	int saved_code, lock, rc = -1;
@@ -261,7 +262,7 @@ out:
 		str_copy(saved_err, sizeof(saved_err), err_msg());
 		saved_code = err_code();
 		save_explain_full(&s, saved_err, sizeof(saved_err));
-		if (s.q.fd > 0)
+		if (s.q.fd >= 0)
 			after = save_roll_back(&s);
 		snprintf(gone, sizeof(gone), "; QEMU of VM '%s' is gone: start it again with vmsnap run %s",
 			 name, name);
@@ -273,9 +274,9 @@ out:
 		    inst_resolve(&s.h, s.t.path, s.old_ram, sizeof(s.old_ram)) == 0)
 			unlink(s.old_ram); /* the link this save made */
 	} else if (s.old_ram[0]) {
-		struct stat st;
+		struct stat old;
 		/* The replaced golden image's RAM file, unless it is this one. */
-		if (stat(s.old_ram, &st) == 0 && (uint64_t)st.st_ino != s.h.ram_ino)
+		if (stat(s.old_ram, &old) == 0 && (uint64_t)old.st_ino != s.h.ram_ino)
 			unlink(s.old_ram);
 	}
 	stor_close(&s.t);

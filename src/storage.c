@@ -4,6 +4,7 @@
 #include "fsafe.h"
 #include "log.h"
 #include "util.h"
+#include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,23 +44,6 @@ static int blk_size(int fd, const char *path, uint64_t *size)
 	return 0;
 }
 
-static int parent_dir_ok(const char *path)
-{
-	char dir[4096];
-	const char *slash = strrchr(path, '/');
-	struct stat st;
-
-	if (!slash || slash == path)
-		return 0; /* the working directory or the root */
-	if (path_dir(dir, sizeof(dir), path) < 0)
-		return err_set(EXIT_USAGE, "%s: path too long", path);
-	if (stat(dir, &st) < 0)
-		return err_sys(EXIT_USAGE, "target directory %s", dir);
-	if (!S_ISDIR(st.st_mode))
-		return err_set(EXIT_USAGE, "target directory %s: not a directory", dir);
-	return 0;
-}
-
 int stor_check_save(const char *path, int version, enum stor_kind *kind, uint64_t *size)
 {
 	struct stat st;
@@ -69,11 +53,11 @@ int stor_check_save(const char *path, int version, enum stor_kind *kind, uint64_
 		if (errno != ENOENT)
 			return err_sys(EXIT_USAGE, "target %s", path);
 		*kind = STOR_MISSING;
-		return parent_dir_ok(path);
+		return fsafe_target_dir(path);
 	}
 	if (S_ISREG(st.st_mode)) {
 		*kind = STOR_REG;
-		return parent_dir_ok(path);
+		return fsafe_target_dir(path);
 	}
 	if (S_ISBLK(st.st_mode)) {
 		int fd;
@@ -115,9 +99,7 @@ static int create_file(struct stor_target *t)
 	if (str_fmt(t->tmp, sizeof(t->tmp), "%.*s.%s.vmsnap-partial", len, t->path,
 		    slash ? slash + 1 : t->path) < 0)
 		return err_set(EXIT_USAGE, "%s: path too long", t->path);
-	if (fsafe_target_dir(t->path) < 0)
-		return -1;
-	t->fd = fsafe_open_tmp(t->tmp);
+	t->fd = fsafe_target_dir(t->path) < 0 ? -1 : fsafe_open_tmp(t->tmp);
 	if (t->fd < 0) {
 		t->tmp[0] = 0; /* not ours to remove */
 		return -1;
@@ -161,8 +143,8 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
 		/* another user's link (say in /tmp) must not pick what root replaces */
 		if (no_links || (st.st_uid != 0 && st.st_uid != geteuid()))
-			return err_set(EXIT_USAGE, "target %s is a symbolic link%s: name the file itself",
-				       path, no_links ? "" : " of another user");
+			return err_set(EXIT_USAGE, "target %s is a symbolic link of another user (or on the console): name the file itself",
+				       path);
 		if (realpath(path, real))
 			path = real;
 	}
@@ -171,7 +153,7 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 	if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
 		t->kind = STOR_BLK;
 		/* O_EXCL on a block device: refuse a mounted or otherwise claimed device. */
-		t->fd = open(path, O_WRONLY | O_EXCL | O_CLOEXEC | (no_links ? O_NOFOLLOW : 0));
+		t->fd = open(path, O_WRONLY | O_EXCL | O_CLOEXEC);
 		if (t->fd < 0)
 			return err_sys(EXIT_FAIL, "opening %s exclusively (mounted or in use?)", path);
 		if (blk_size(t->fd, path, &t->size) < 0)
@@ -198,10 +180,16 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 }
 
 /* Test hook for the durability tests: VMSNAP_CRASH_AT=<step> ends the process
- * right there, as a power cut or kill -9 would. */
+ * right there, as a power cut or kill -9 would. Only in test builds: the
+ * host build (VMSNAP_TEST_BUILD) or CONFIG_DEBUG_CRASH_POINTS. */
+#ifdef VMSNAP_TEST_BUILD
+#define CRASH_POINTS 1
+#else
+#define CRASH_POINTS IS_ENABLED(CONFIG_DEBUG_CRASH_POINTS)
+#endif
 void stor_crash_point(const char *step)
 {
-	const char *at = getenv("VMSNAP_CRASH_AT");
+	const char *at = CRASH_POINTS ? getenv("VMSNAP_CRASH_AT") : NULL;
 
 	if (at && !strcmp(at, step)) {
 		fprintf(stderr, "vmsnap: crash injected at %s\n", step);
@@ -257,17 +245,24 @@ int stor_open_image(const char *path, int *fd, uint64_t *size)
 {
 	struct stat st;
 
-	*fd = fsafe_open_read(path, no_links, &st);
+	*fd = fsafe_open_read(path, no_links);
 	if (*fd < 0)
 		return -1;
+	if (fstat(*fd, &st) < 0) {
+		close(*fd);
+		return err_sys(EXIT_FAIL, "image %s", path);
+	}
 	if (S_ISREG(st.st_mode)) {
 		*size = (uint64_t)st.st_size;
 		return 0;
 	}
-	if (blk_size(*fd, path, size) == 0)
+	if (S_ISBLK(st.st_mode) && blk_size(*fd, path, size) == 0)
 		return 0;
 	close(*fd);
-	return -1;
+	if (S_ISBLK(st.st_mode))
+		return -1;
+	return err_set(EXIT_USAGE, "image %s is %s: images are regular files or block devices", path,
+		       other_kind(st.st_mode));
 }
 
 int stor_rewrite_header(const char *path, const struct img_header *h)

@@ -4,6 +4,7 @@
 #include "instant.h"
 #include "log.h"
 #include "sign.h"
+#include "storage.h"
 #include "util.h"
 
 #include <errno.h>
@@ -108,11 +109,12 @@ static int check_ram(const char *path, const struct vfy_opts *o, struct vfy_resu
 	uint8_t d[SIG_HASH];
 	uint64_t t0 = now_ms();
 
-	if (inst_check(&r->h, path, r->ram_path, sizeof(r->ram_path)) < 0)
+	if (inst_check(&r->h, path, r->ram_path, sizeof(r->ram_path), &r->ram_fd) < 0)
 		return -1;
+	r->ram_open = true;
 	if (!o->verify_payload || !memcmp(r->h.ram_digest, none, SIG_HASH))
 		return 0;
-	if (inst_digest(r->ram_path, r->h.ram_bytes, d) < 0)
+	if (inst_digest_fd(r->ram_fd, r->h.ram_bytes, d) < 0)
 		return -1;
 	r->digest_ms += now_ms() - t0;
 	if (memcmp(d, r->h.ram_digest, SIG_HASH))
@@ -189,4 +191,26 @@ void vfy_free(struct vfy_result *r)
 {
 	free(r->def);
 	r->def = NULL;
+	if (r->ram_open)
+		close(r->ram_fd);
+	r->ram_open = false;
+}
+
+bool vfy_golden(const char *path)
+{
+	struct img_header h;
+	uint64_t size;
+	char *def;
+	int fd;
+	bool golden = false;
+
+	if (stor_open_image(path, &fd, &size) == 0) {
+		if (vfy_read(fd, size, path, &h, &def) == 0) {
+			golden = h.flags & IMG_F_GOLDEN;
+			free(def);
+		}
+		close(fd);
+	}
+	err_clear();
+	return golden;
 }

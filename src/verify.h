@@ -27,6 +27,8 @@ struct vfy_result {
 	uint64_t digest_ms;
 	char ram_path[4200];    /* v4: the RAM file, resolved */
 	bool ram_checked;       /* v4: its content digest was checked */
+	int ram_fd;             /* v4: the RAM file checked, read-only (if ram_open) */
+	bool ram_open;
 };
 
 /* Read and check the image open on fd (size bytes, named path). Failures are
@@ -37,6 +39,8 @@ void vfy_free(struct vfy_result *r);
 
 /* Read just the header and definition, with the header's own checks. */
 int vfy_read(int fd, uint64_t size, const char *path, struct img_header *h, char **def);
+/* path holds an image whose header says golden (unreadable, absent: false). */
+bool vfy_golden(const char *path);
 
 /* Sign h with the private key at key_path: key id, signature over the
  * header's signed bytes (h->digest fields must be final). */

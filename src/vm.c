@@ -4,6 +4,7 @@
 #include "fsafe.h"
 #include "log.h"
 #include "instant.h"
+#include "qemu_run.h"
 #include "util.h"
 
 #include <errno.h>
@@ -22,10 +23,11 @@
 extern char **environ;
 
 /* Options vmsnap adds itself, or that would let a definition take over the
- * host side (another monitor, a config file, detaching, chroot). */
+ * host side (another monitor, a config file, detaching, chroot, the
+ * sandbox and user QEMU runs with: vmsnap's policy, not the definition's). */
 static const char *const forbidden[] = {
 	"qmp", "qmp-pretty", "monitor", "mon", "pidfile", "daemonize", "S", "incoming",
-	"loadvm", "readconfig", "chroot", "runas", "run-with", "nographic",
+	"loadvm", "readconfig", "chroot", "runas", "run-with", "nographic", "sandbox",
 };
 
 static bool is_forbidden(const char *opt)
@@ -36,6 +38,16 @@ static bool is_forbidden(const char *opt)
 		if (!strcmp(o, forbidden[i]))
 			return true;
 	return false;
+}
+
+/* A value that starts with '-' is read by QEMU as the next option when the
+ * option before it takes none ("-nodefaults -readconfig"): refused, except
+ * for the kernel command line, which is free text. */
+static bool value_is_option(const char *opt, const char *val)
+{
+	const char *o = opt + (opt[1] == '-' ? 2 : 1);
+
+	return val[0] == '-' && strcmp(o, "append") != 0;
 }
 
 static char *trim(char *s)
@@ -95,6 +107,12 @@ int vm_def_parse(struct vm_def *d, const char *text, size_t len, const char *ori
 		if (is_forbidden(opt)) {
 			err_set(code, "%s:%d: option %s is not allowed: vmsnap manages it", origin, line,
 				opt);
+			vm_def_free(d);
+			return -1;
+		}
+		if (value_is_option(opt, val)) {
+			err_set(code, "%s:%d: option %s: value '%.100s' starts with '-': QEMU could read it as an option",
+				origin, line, opt, val);
 			vm_def_free(d);
 			return -1;
 		}
@@ -240,18 +258,16 @@ pid_t vm_pid(const struct conf *c, const char *name)
 	return (pid_t)pid;
 }
 
-/* Keep the last non-empty line QEMU printed: its error message. */
-static void last_line(char *buf, size_t len, char *out, size_t size)
+/* QEMU did not come up: one that started but never greeted is killed. */
+static int launch_failed(const struct conf *c, const char *name)
 {
-	char *end = buf + len, *start;
+	char why[512];
+	pid_t pid = vm_pid(c, name);
 
-	while (end > buf && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
-		end--;
-	*end = 0;
-	start = end;
-	while (start > buf && start[-1] != '\n')
-		start--;
-	str_trunc(out, size, start);
+	str_copy(why, sizeof(why), err_msg());
+	if (pid > 0)
+		vm_kill(c, name, pid);
+	return err_set(EXIT_FAIL, "QEMU failed to start VM '%s': %s", name, why);
 }
 
 /* QEMU's environment: ours without sanitizer settings, which belong to a
@@ -281,11 +297,10 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	      const char *const *extra, bool incoming)
 {
 	struct vm_paths p;
-	char qmp_arg[160], errbuf[4096], line[512];
-	char *argv[VM_ARGS_MAX + 16], **env;
-	int n = 0, pipefd[2], status;
-	size_t got = 0;
-	pid_t pid;
+	struct qrun_confine cf;
+	char qmp_arg[160];
+	char *argv[VM_ARGS_MAX + 24], **env;
+	int n = 0, rc;
 
 	if (vm_paths(c, name, &p) < 0 || vm_def_check(d, c->run_dir) < 0 || ensure_run_dir(c) < 0)
 		return -1;
@@ -303,7 +318,7 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	argv[n++] = qmp_arg;
 	argv[n++] = "-pidfile";
 	argv[n++] = p.pid;
-	argv[n++] = "-daemonize";
+	n += qrun_confine_args(c, &cf, argv + n);
 	if (incoming) {
 		argv[n++] = "-S";
 		argv[n++] = "-incoming";
@@ -320,54 +335,12 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	}
 	if (!(env = qemu_env()))
 		return err_sys(EXIT_FAIL, "environment for QEMU");
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		free(env);
-		return err_sys(EXIT_FAIL, "pipe");
-	}
-	pid = fork();
-	if (pid < 0) {
-		close(pipefd[0]);
-		close(pipefd[1]);
-		free(env);
-		return err_sys(EXIT_FAIL, "fork");
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(pipefd[1], 2);
-		umask(077); /* what QEMU creates before it daemonizes is ours alone */
-		execve(argv[0], argv, env);
-		dprintf(2, "cannot execute %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
+	rc = qrun_start(argv, env, p.qmp, VM_START_TIMEOUT_MS);
 	free(env);
-	close(pipefd[1]);
-	/* QEMU's parent process exits once the daemon is ready; its stderr
-	 * reaches EOF when the daemon detaches from it. */
-	for (;;) {
-		ssize_t r = read(pipefd[0], errbuf + got, sizeof(errbuf) - 1 - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-		if (got == sizeof(errbuf) - 1) /* keep the tail, where the error is */
-			got = 0;
-	}
-	close(pipefd[0]);
-	errbuf[got] = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		last_line(errbuf, got, line, sizeof(line));
-		return err_set(EXIT_FAIL, "QEMU failed to start VM '%s': %s", name,
-			       line[0] ? line : "no message (exit status)");
-	}
-	if (got)
-		log_debug("QEMU said: %s", errbuf);
-	/* QEMU's -daemonize sets umask 027 before it binds the socket: 0750
-	 * already keeps others from connecting (that needs write); 0600 says so. */
+	if (rc < 0)
+		return launch_failed(c, name);
+	/* QEMU bound the socket under umask 077 (qemu_run.c): 0600 says so
+	 * whatever QEMU does with its umask. */
 	if (chmod(p.qmp, 0600) < 0)
 		log_warn("QMP socket %s: chmod 0600: %s", p.qmp, strerror(errno));
 	/* The definition it runs with, for save to embed. */
@@ -441,7 +414,8 @@ static int launch_cold(const struct conf *c, const char *name, const struct vm_d
 	if (inst_ram_size(d, origin, &size) < 0 || inst_ram_path(c, name, ram, sizeof(ram)) < 0 ||
 	    inst_fresh(ram, size) < 0)
 		return -1;
-	inst_args(&a, ram, size, false);
+	if (inst_args(&a, ram, size, false) < 0)
+		return -1;
 	return vm_launch(c, name, d, a.argv, false);
 }
 

@@ -10,6 +10,8 @@
 #include "conf.h"
 
 #define VM_ARGS_MAX 512
+/* How long a starting QEMU may take to greet on its QMP socket. */
+#define VM_START_TIMEOUT_MS 60000
 
 struct vm_def {
 	char *text;   /* the definition as written (embedded in images) */
@@ -33,6 +35,9 @@ int vm_def_load(struct vm_def *d, const char *path);
  * vm_launch checks too; restore calls it right after parsing an image's. */
 int vm_def_check(const struct vm_def *d, const char *run_dir);
 void vm_def_free(struct vm_def *d);
+/* Refuse (with the parse's code) an option whose name (no '-') is not in
+ * list, the config key named key ("a b,c"): for unsigned images. */
+int vm_def_allowed(const struct vm_def *d, const char *list, const char *key);
 
 /* Run-time files of VM name under run_dir. */
 struct vm_paths {

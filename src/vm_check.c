@@ -108,6 +108,19 @@ static const char *path_problem(const char *p, const struct roots *r)
 	return NULL;
 }
 
+/* Prefixes that make QEMU read a value as something else: "json:" a block
+ * driver's options in a string (paths vmsnap would have to parse QEMU's way
+ * to check), "mon:" a human monitor multiplexed on a character device (its
+ * commands run programs: migrate "exec:"). */
+static const char *prefix_problem(const char *v)
+{
+	if (!strncmp(v, "json:", 5))
+		return "is a json: file name: give the block options as -blockdev JSON instead";
+	if (!strncmp(v, "mon:", 4))
+		return "opens a monitor (mon:): only vmsnap talks to QEMU's monitors";
+	return NULL;
+}
+
 /* QEMU's key=value,... syntax (",," is a literal comma), a "proto:" prefix
  * ("unix:/path"): every item, its value and each ':' piece are checked. */
 static const char *value_problem(const char *val, const struct roots *r)
@@ -135,6 +148,8 @@ static const char *value_problem(const char *val, const struct roots *r)
 			return why;
 		v = strchr(item, '=');
 		v = v ? v + 1 : item;
+		if ((why = prefix_problem(v)))
+			return why;
 		if (v != item && (why = path_problem(v, r)))
 			return why;
 		for (piece = strtok_r(v, ":", &save); piece; piece = strtok_r(NULL, ":", &save))
@@ -156,6 +171,21 @@ static const char *json_problem(const cJSON *j, const struct roots *r)
 		if ((why = json_problem(c, r)))
 			return why;
 	return NULL;
+}
+
+/* The whole value must be one JSON object: QEMU reads what follows it
+ * ("{},file=...") as options, so cJSON's "stop after the object" would let
+ * an unchecked path through. */
+static const char *json_value_problem(const char *val, const struct roots *r)
+{
+	const char *why;
+	cJSON *j = cJSON_ParseWithOpts(val, NULL, 1);
+
+	if (!j)
+		return "is JSON vmsnap cannot read (one object, nothing after it), so cannot check";
+	why = json_problem(j, r);
+	cJSON_Delete(j);
+	return why;
 }
 
 static int roots_init(struct roots *r, const char *run_dir)
@@ -186,9 +216,7 @@ int vm_def_check(const struct vm_def *d, const char *run_dir)
 		if (d->line[i] != d->line[i - 1])
 			continue;
 		if (val[0] == '{') {
-			cJSON *j = cJSON_Parse(val);
-			why = j ? json_problem(j, r) : "is JSON vmsnap cannot read, so cannot check";
-			cJSON_Delete(j);
+			why = json_value_problem(val, r);
 		} else {
 			why = value_problem(val, r);
 		}
@@ -203,4 +231,34 @@ int vm_def_check(const struct vm_def *d, const char *run_dir)
 			       d->origin, d->line[i], d->argv[i - 1], d->argv[i], run_dir);
 	return err_set(d->code ? d->code : EXIT_USAGE, "%s:%d: option %s '%.200s' %s", d->origin,
 		       d->line[i], d->argv[i - 1], d->argv[i], why);
+}
+
+/* Is option o (its name, no '-') in list ("m smp,device ...")? */
+static bool listed(const char *list, const char *o)
+{
+	size_t n = strlen(o);
+
+	for (const char *p = list; *p;) {
+		size_t l = strcspn(p, " ,\t");
+		if (l == n && !strncmp(p, o, n))
+			return true;
+		p += l;
+		p += strspn(p, " ,\t");
+	}
+	return false;
+}
+
+int vm_def_allowed(const struct vm_def *d, const char *list, const char *key)
+{
+	for (int i = 0; i < d->argc; i++) {
+		const char *o = d->argv[i];
+		if (i > 0 && d->line[i] == d->line[i - 1])
+			continue; /* a value */
+		o += o[1] == '-' ? 2 : 1;
+		if (!listed(list, o))
+			return err_set(d->code ? d->code : EXIT_USAGE,
+				       "%s:%d: option %s is not in %s, and the image's signature was not checked",
+				       d->origin, d->line[i], d->argv[i], key);
+	}
+	return 0;
 }

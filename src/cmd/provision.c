@@ -157,10 +157,8 @@ static int commit(struct prov *p, const struct img_header *partial)
  * another user's file or a symlink), in a directory others cannot change. */
 static int open_ram(struct prov *p, struct copy *cp, char *tmp)
 {
-	struct stat st;
-
 	cp->out = -1;
-	cp->in = fsafe_open_read(p->sv.ram_path, false, &st);
+	cp->in = fsafe_open_read(p->sv.ram_path, false);
 	if (cp->in < 0)
 		return -1;
 	if (fsafe_target_dir(p->ram) < 0 || (cp->out = fsafe_open_tmp(tmp)) < 0) {

@@ -68,7 +68,7 @@ int cmd_sign(struct conf *c, int argc, char **argv)
 		return cmd_fail("sign");
 	}
 	/* Instant mode: the RAM file's content is signed too. */
-	if (h.version == 4 && (inst_check(&h, path, ram, sizeof(ram)) < 0 ||
+	if (h.version == 4 && (inst_check(&h, path, ram, sizeof(ram), NULL) < 0 ||
 			       inst_digest(ram, h.ram_bytes, h.ram_digest) < 0))
 		return cmd_fail("sign");
 	if (golden)

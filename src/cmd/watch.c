@@ -29,28 +29,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* A golden image (kiosk, factory) is never replaced by a power-fail save. */
-static bool is_golden(const char *path)
-{
-	struct img_header h;
-	uint64_t size;
-	char *def;
-	int fd;
-	bool golden = false;
-
-	if (access(path, F_OK) < 0 || stor_open_image(path, &fd, &size) < 0) {
-		err_clear();
-		return false;
-	}
-	if (vfy_read(fd, size, path, &h, &def) == 0) {
-		golden = h.flags & IMG_F_GOLDEN;
-		free(def);
-	}
-	err_clear();
-	close(fd);
-	return golden;
-}
-
 /* v3 with a channel per CPU and O_DIRECT (falling back quietly where the file
  * system refuses it); v2 where the image is a block device. */
 static int save_job(const struct conf *c, const char *name, char *msg, size_t size, void *arg)
@@ -67,7 +45,7 @@ static int save_job(const struct conf *c, const char *name, char *msg, size_t si
 		snprintf(msg, size, "not running: nothing to save");
 		return 0;
 	}
-	if (is_golden(vm.image)) {
+	if (vfy_golden(vm.image)) { /* a golden image (kiosk, factory) stays */
 		snprintf(msg, size, "its image %s is golden: not overwritten", vm.image);
 		return 0;
 	}

@@ -9,7 +9,7 @@
 set -e
 C=$TOP/tests/fuzz/corpus
 KEYS=$TOP/tests/fuzz/keys
-mkdir -p "$C"/{header,conf,vmdef,qmp} "$KEYS"
+mkdir -p "$C"/{header,conf,vmdef,qmp,inspect} "$KEYS"
 # The test signing key (never a real one): fuzz_header checks signatures
 # with its public half, so signed seeds reach ECDSA.
 [ -f "$KEYS/fuzz.pem" ] || vs keygen "$KEYS/fuzz.pem" "$KEYS/fuzz.pub.pem" >/dev/null
@@ -33,6 +33,8 @@ b[304:468] = bytes(164)                      # key id, sig_len, signature
 b[4064:4096] = hashlib.sha256(b[:4064]).digest()
 open(sys.argv[2], "wb").write(b)
 PY
+# inspect reads what restore reads first: the same seeds.
+cp "$C"/header/v*-* "$C/inspect/"
 
 cp "$TOP/rootfs-overlay/etc/vmsnap.conf" "$C/conf/rootfs-overlay.conf"
 for f in "$TOP"/board/*/overlay/etc/vmsnap.conf; do

@@ -5,6 +5,8 @@
 # there, and a re-run of the save succeeds (it cancels the dead save's
 # migration, drops its fdset and resumes the VM that it left paused).
 . "$(dirname "$0")/../lib.sh"
+VMSNAP=$VMSNAP_TEST # VMSNAP_CRASH_AT needs the test build
+[ -x "$VMSNAP" ] || { echo "not ok - $VMSNAP missing (make build/host/vmsnap)"; exit 1; }
 . "$TOP/tests/faults_lib.sh"
 
 SEED=31

@@ -9,6 +9,8 @@
 # or cold-start the VM, never restore a torn one. An image that says complete
 # must be, byte for byte, the earlier image or everything the save wrote.
 . "$(dirname "$0")/../lib.sh"
+VMSNAP=$VMSNAP_TEST # VMSNAP_CRASH_AT needs the test build
+[ -x "$VMSNAP" ] || { echo "not ok - $VMSNAP missing (make build/host/vmsnap)"; exit 1; }
 . "$TOP/tests/faults_lib.sh"
 
 SEED=61

@@ -50,6 +50,9 @@ static void test_missing_optional_file_keeps_defaults(void **s)
 	assert_false(c.bypass_cache);
 	assert_false(c.require_signature);
 	assert_true(c.verify_payload);
+	assert_true(c.qemu_sandbox);
+	assert_false(c.qemu_spawn);
+	assert_string_equal(c.qemu_user, "");
 	assert_int_equal(c.powerfail_deadline_ms, 10000);
 	assert_int_equal(c.n_vms, 0);
 	assert_int_equal(c.n_vm, 0);
@@ -83,6 +86,10 @@ static void test_every_global_key_parses(void **s)
 				  "trusted_keys = /etc/keys\n"
 				  "require_signature = true\n"
 				  "verify_payload = off\n"
+				  "qemu_sandbox = no\n"
+				  "qemu_spawn = yes\n"
+				  "qemu_user = vmsnap-qemu\n"
+				  "unsigned_options = machine m smp,device\n"
 				  "powerfail_deadline_ms = 2500\n"
 				  "powerfail_trigger = /run/powerfail\n"
 				  "vms = web, db  cache,mail\n"), 0);
@@ -98,6 +105,10 @@ static void test_every_global_key_parses(void **s)
 	assert_string_equal(c.trusted_keys, "/etc/keys");
 	assert_true(c.require_signature);
 	assert_false(c.verify_payload);
+	assert_false(c.qemu_sandbox);
+	assert_true(c.qemu_spawn);
+	assert_string_equal(c.qemu_user, "vmsnap-qemu");
+	assert_string_equal(c.unsigned_options, "machine m smp,device");
 	assert_int_equal(c.powerfail_deadline_ms, 2500);
 	assert_string_equal(c.powerfail_trigger, "/run/powerfail");
 	assert_int_equal(c.n_vms, 4);
@@ -198,6 +209,10 @@ static void test_errors_name_file_and_line(void **s)
 		{ "parallel_channels = 4x\n", 1, "use auto or 1..16" },
 		{ "parallel_channels = -1\n", 1, "use auto or 1..16" },
 		{ "powerfail_deadline_ms = 0\n", 1, "milliseconds" },
+		{ "qemu_user = nobody,chroot=/tmp\n", 1, "qemu_user = 'nobody,chroot=/tmp': a user name" },
+		{ "qemu_user = -x\n", 1, "a user name" },
+		{ "qemu_sandbox = sometimes\n", 1, "use yes or no" },
+		{ "unsigned_options = m;device\n", 1, "QEMU option names" },
 		{ "# comment\n\njust words\n", 3, "expected 'key = value'" },
 		{ "vm_dir = /a\n[foo]\nimage = /x\n", 3, "unknown section [foo]" },
 		{ "[vm .hidden]\nimage = /x\n", 2, "unknown section" },
@@ -248,7 +263,7 @@ static void test_console_paths_and_reserved_name(void **s)
 	(void)s;
 	assert_int_equal(load(&c, "console_paths = /srv/images  /mnt/usb/x.img\n"), 0);
 	assert_string_equal(c.console_paths, "/srv/images  /mnt/usb/x.img");
-	assert_int_equal(load(&c, "console_paths = /srv/images usb\n"), -1);
+	assert_int_equal(load(&c, "console_paths = usb /srv/images\n"), -1);
 	assert_err(EXIT_USAGE, ":1: console_paths");
 	assert_int_equal(load(&c, "vms = vm1 watch\n"), -1);
 	assert_err(EXIT_USAGE, "'watch' is reserved");

@@ -18,6 +18,9 @@
 #define LLVMFuzzerTestOneInput fuzz_qmp
 #include "../fuzz/fuzz_qmp.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_inspect
+#include "../fuzz/fuzz_inspect.c"
+#undef LLVMFuzzerTestOneInput
 
 /* Replay every file of tests/fuzz/corpus/<target>; at least one must exist. */
 static void replay(const char *target, int (*one)(const uint8_t *, size_t))
@@ -52,6 +55,7 @@ static void test_header_corpus(void **s) { (void)s; replay("header", fuzz_header
 static void test_conf_corpus(void **s) { (void)s; replay("conf", fuzz_conf); }
 static void test_vmdef_corpus(void **s) { (void)s; replay("vmdef", fuzz_vmdef); }
 static void test_qmp_corpus(void **s) { (void)s; replay("qmp", fuzz_qmp); }
+static void test_inspect_corpus(void **s) { (void)s; replay("inspect", fuzz_inspect); }
 
 int main(void)
 {
@@ -60,6 +64,7 @@ int main(void)
 		cmocka_unit_test(test_conf_corpus),
 		cmocka_unit_test(test_vmdef_corpus),
 		cmocka_unit_test(test_qmp_corpus),
+		cmocka_unit_test(test_inspect_corpus),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

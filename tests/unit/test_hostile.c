@@ -293,6 +293,7 @@ static const struct {
 	{ "-chroot", "-chroot /tmp\n", "option -chroot is not allowed" },
 	{ "-runas", "-runas nobody\n", "option -runas is not allowed" },
 	{ "-run-with", "-run-with user=nobody\n", "option -run-with is not allowed" },
+	{ "-sandbox", "-sandbox off\n", "option -sandbox is not allowed" },
 	{ "another VM's QMP socket in run_dir",
 	  "-m 64\n-chardev socket,id=c,path=@RUN@/vm2.qmp\n-serial chardev:c\n",
 	  ":2: option -chardev 'socket,id=c,path=" },
@@ -327,6 +328,23 @@ static const struct {
 	  "QMP socket" },
 	{ "JSON vmsnap cannot read", "-blockdev {'driver':'file','filename':'@RUN@/vm2.pid'}\n",
 	  "JSON vmsnap cannot read" },
+	/* Security round 2 (issue 13, item 14): each passed the filter before. */
+	{ "JSON with options after it (-trace)", "-trace {},file=@RUN@/vm2.pid\n",
+	  "one object, nothing after it" },
+	{ "JSON with options after it (-fw_cfg)", "-fw_cfg {},file=@RUN@/vm2.vm,name=opt/x\n",
+	  "one object, nothing after it" },
+	{ "a json: file name in -drive",
+	  "-drive file=json:{\"driver\":\"file\",,\"filename\":\"@RUN@/vm2.pid\"},format=raw\n",
+	  "is a json: file name" },
+	{ "a json: file name inside -blockdev JSON",
+	  "-blockdev {\"driver\":\"raw\",\"node-name\":\"r\",\"file\":\"json:{}\"}\n",
+	  "is a json: file name" },
+	{ "a human monitor on -serial mon:", "-serial mon:unix:@DIR@/m.sock,server=on,wait=off\n",
+	  "opens a monitor (mon:)" },
+	{ "a human monitor on -serial mon:stdio", "-serial mon:stdio\n", "opens a monitor (mon:)" },
+	{ "a forbidden option in the value slot", "-nodefaults -readconfig\n-m 64\n",
+	  ":1: option -nodefaults: value '-readconfig' starts with '-'" },
+	{ "-S in the value slot", "-no-reboot -S\n", "value '-S' starts with '-'" },
 	{ "not an option", "-m 64\nrm -rf /\n", ":2: 'rm -rf /': each line is one QEMU option" },
 	{ "a NUL byte", NULL, "NUL byte" },
 };
@@ -386,6 +404,36 @@ static void test_signed_forbidden_definition_is_refused(void **s)
 	assert_err(EXIT_FAIL, "QEMU failed to start");
 }
 
+/* unsigned_options: an unsigned image's definition may use only the options
+ * listed; a signed one (signature checked) and --vm-file are not limited. */
+static void test_unsigned_options_allow_list(void **s)
+{
+	char key[4096], pub[4096], trusted[4096];
+	struct img_header h;
+	int rc_refused, rc_listed, rc_signed;
+
+	(void)s;
+	str_copy(conf.unsigned_options, sizeof(conf.unsigned_options), "m, nodefaults machine");
+	write_image(&h, "-m 64\n-nodefaults\n-netdev user,id=n\n");
+	rc_refused = refused_before_qemu("unsigned, -netdev not listed", restore(),
+					 "definition:3: option -netdev is not in unsigned_options");
+	write_image(&h, "-m 64\n--nodefaults\n-machine q35\n");
+	rc_listed = restore(); /* reaches the fake QEMU */
+	assert_int_equal(access(marker, F_OK), 0);
+	tu_path(key, dir, "ku.pem");
+	mkdir(tu_path(trusted, dir, "trusted"), 0755);
+	assert_int_equal(sig_keygen(key, tu_path(pub, trusted, "ku.pem")), 0);
+	tu_header(&h, 0, 8192);
+	tu_write_image(img, &h, "-m 64\n-netdev user,id=n\n", 4096, key);
+	rc_signed = restore();
+	conf.unsigned_options[0] = 0;
+	unlink(pub);
+	assert_int_equal(rc_refused, 0);
+	assert_int_equal(rc_listed, -1);
+	assert_int_equal(rc_signed, -1);
+	assert_err(EXIT_FAIL, "QEMU failed to start"); /* the signed one reached QEMU */
+}
+
 /* A forbidden definition given with --vm-file is a usage error (exit 2),
  * still before QEMU. */
 static void test_vm_file_forbidden_is_usage_error(void **s)
@@ -419,6 +467,9 @@ static void test_vm_def_check_table(void **s)
 		{ "-append root=/dev/vda console=ttyS0 init=/sbin/init\n", 0 },
 		{ "-name $(touch /tmp/pwned)\n-append a;touch x\n", 0 },
 		{ "-kernel @DIR@/k\n-append qmp=x\n", 0 },
+		{ "-kernel @DIR@/k\n-append -v quiet\n", 0 }, /* free text may start with '-' */
+		{ "-blockdev {\"driver\":\"null-co\",\"node-name\":\"n\"}  \n", 0 },
+		{ "-serial chardev:mon\n-name mon:x\n", 1 }, /* any value, strictly */
 		{ "-chardev socket,id=c,path=@RUN@\n", 1 },
 		{ "-chardev socket,id=c,path=@RUN@/\n", 1 },
 		{ "-chardev socket,id=c,path=@RUN@/vm2.sock\n", 1 },
@@ -502,6 +553,7 @@ int main(void)
 		cmocka_unit_test(test_forged_definitions_are_refused),
 		cmocka_unit_test(test_signed_forbidden_definition_is_refused),
 		cmocka_unit_test(test_vm_file_forbidden_is_usage_error),
+		cmocka_unit_test(test_unsigned_options_allow_list),
 		cmocka_unit_test(test_vm_def_check_table),
 		cmocka_unit_test(test_vm_def_check_cwd_in_run_dir),
 		cmocka_unit_test(test_shell_syntax_is_literal),

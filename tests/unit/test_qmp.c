@@ -238,6 +238,28 @@ static void test_endless_line_is_refused(void **s)
 	free(script);
 }
 
+/* With stdin closed, the QMP socket can be fd 0: it is closed like any
+ * other (qmp_close tested fd > 0; snap_save's roll back did too). */
+static void test_fd0_is_a_socket_like_any_other(void **s)
+{
+	struct qmp q;
+	int saved = dup(0), sv[2];
+
+	(void)s;
+	assert_true(saved >= 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(dup2(sv[0], 0), 0);
+	close(sv[0]);
+	memset(&q, 0, sizeof(q));
+	q.fd = 0;
+	qmp_close(&q);
+	assert_int_equal(q.fd, -1);
+	assert_true(fcntl(0, F_GETFD) < 0); /* closed */
+	assert_int_equal(dup2(saved, 0), 0);
+	close(saved);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -248,6 +270,7 @@ int main(void)
 		cmocka_unit_test(test_event_flood_keeps_the_newest),
 		cmocka_unit_test(test_reset_reads_as_qemu_gone),
 		cmocka_unit_test(test_endless_line_is_refused),
+		cmocka_unit_test(test_fd0_is_a_socket_like_any_other),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
