@@ -1,6 +1,7 @@
 /* relay: the v2 stream pump between QEMU's pipe and the image (relay.h). */
 #include "relay.h"
 #include "err.h"
+#include "sign.h"
 #include "util.h"
 
 #include <errno.h>
@@ -120,6 +121,10 @@ static int save_step(struct relay *r)
 		}
 		return 2;
 	}
+	/* Hashed as it passes: the chunks start at the stream's first byte, as
+	 * sig_payload_digest's do, so the root is the one a read-back gives. */
+	if (r->hash && sig_stream_feed(r->hash, r->buf + r->fill, (size_t)n) < 0)
+		return -1;
 	r->fill += (uint32_t)n;
 	r->done += (uint64_t)n;
 	if (r->fill == RELAY_BUF && flush_block(r, RELAY_BUF) < 0)

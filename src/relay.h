@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct sig_stream;
+
 #define RELAY_BUF (1u << 20)
 
 enum relay_dir { RELAY_SAVE, RELAY_RESTORE };
@@ -23,6 +25,7 @@ struct relay {
 	uint8_t *buf;      /* aligned, direct mode only */
 	uint32_t fill;     /* bytes in buf */
 	uint32_t pos;      /* restore: bytes of buf already handed to QEMU */
+	struct sig_stream *hash; /* save, direct: the payload digest of what passes */
 };
 
 int relay_init(struct relay *r, enum relay_dir dir, int pipe, int file, bool direct, uint64_t off,

@@ -15,10 +15,53 @@
 /* SHA-256 of a buffer. */
 void sig_sha256(const void *buf, size_t len, uint8_t out[SIG_HASH]);
 
+#define SIG_MAX_THREADS 16
+
+/* What a digest covered and cost, for --verbose and --json. */
+struct sig_info {
+	uint64_t bytes;      /* the region's length */
+	uint64_t bytes_read; /* of it read (holes are not) or, streaming, fed */
+	uint64_t ms;
+	int threads;
+};
+
 /* Digest of the bytes [off, off+len) of fd in chunks of `chunk`, with
- * `threads` threads; chunks that are holes are hashed without reading. */
-int sig_payload_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
-		       uint8_t out[SIG_HASH]);
+ * `threads` threads; chunks that are holes are hashed without reading.
+ * _info also says what it read and how long it took (info may be NULL). */
+int sig_payload_digest_info(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
+			    uint8_t out[SIG_HASH], struct sig_info *info);
+static inline int sig_payload_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk,
+				     int threads, uint8_t out[SIG_HASH])
+{
+	return sig_payload_digest_info(fd, off, len, chunk, threads, out, NULL);
+}
+
+/* The pieces both ways of computing the digest share: the hash of len zero
+ * bytes, the root over the chunk hashes. */
+void sig_zero_hash(uint64_t len, uint8_t out[SIG_HASH]);
+void sig_payload_root(uint32_t chunk, uint64_t len, const uint8_t *hashes, uint64_t n,
+		      uint8_t out[SIG_HASH]);
+
+/* The payload digest of a stream that passes through vmsnap (the v2
+ * O_DIRECT relay), fed in order: the same root sig_payload_digest
+ * computes from the stored bytes, without reading them back. Hashed on the
+ * caller's thread (digest_stream.c says why). */
+struct sig_stream;
+struct sig_stream *sig_stream_new(uint32_t chunk); /* NULL: err set */
+/* Append n bytes of buf, or (buf NULL) n zero bytes: a hole. */
+int sig_stream_add(struct sig_stream *s, const uint8_t *buf, uint64_t n);
+static inline int sig_stream_feed(struct sig_stream *s, const void *buf, size_t n)
+{
+	return sig_stream_add(s, buf, n);
+}
+static inline int sig_stream_zeros(struct sig_stream *s, uint64_t n)
+{
+	return sig_stream_add(s, NULL, n);
+}
+uint64_t sig_stream_length(const struct sig_stream *s);
+/* The root over everything fed; the stream can take no more after it. */
+int sig_stream_finish(struct sig_stream *s, uint8_t out[SIG_HASH], struct sig_info *info);
+void sig_stream_free(struct sig_stream *s);
 
 #if CONFIG_SIGNING
 /* New P-256 key pair: private PEM (mode 0600, never overwritten) and public PEM. */

@@ -27,8 +27,17 @@ struct snap_times {
 	uint64_t ram_sync; /* instant mode: the RAM file's dirty pages */
 };
 
+/* The payload digest's phase: bytes covered, of them read (holes are not;
+ * hashed in flight counts as read), and where they came from. */
+struct snap_digest {
+	uint64_t bytes, read;
+	uint64_t ms;      /* hashing time (in flight: alongside the stream) */
+	const char *from; /* "page cache", "disk", "in flight", or NULL: none */
+};
+
 struct save_result {
 	struct snap_times t;
+	struct snap_digest digest;
 	uint64_t ram_size, stream_length, image_size;
 	unsigned channels;
 	int version; /* 4 when the VM was in instant mode */
@@ -53,6 +62,7 @@ struct restore_opts {
 
 struct restore_result {
 	struct snap_times t;
+	struct snap_digest digest;
 	char name[64];
 	bool running;
 	bool golden;

@@ -35,20 +35,35 @@ static int consume(const char *path, struct img_header *h)
  * channels make (they share one file description, so one readahead window).
  * Only when the stream and the guest's RAM both fit in available memory, so
  * read-ahead pages are not evicted before QEMU gets to them. */
+static bool fits_in_memory(const struct img_header *h)
+{
+	return h->stream_length + h->ram_size < mem_available();
+}
+
 static void read_ahead(int fd, const struct img_header *h)
 {
-	char line[128];
-	unsigned long long kb = 0;
-	FILE *f = fopen("/proc/meminfo", "re");
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
-	if (h->stream_length + h->ram_size < kb * 1024)
+	if (fits_in_memory(h))
 		posix_fadvise(fd, (off_t)h->stream_offset, (off_t)h->stream_length, POSIX_FADV_WILLNEED);
+}
+
+/* --bypass-cache after the payload digest has just read the whole stream
+ * through the page cache: QEMU loads it from there rather than from the disk
+ * a second time, and the range is dropped from the cache afterwards, so the
+ * cache is left as --bypass-cache promises. Only when it all fits in memory;
+ * otherwise the first pages would be evicted by the time QEMU wants them. */
+static bool load_warm(const struct restore_opts *o, const struct vfy_result *v)
+{
+	return o->bypass_cache && v->payload_checked && v->h.version != 4 && fits_in_memory(&v->h);
+}
+
+static void note_digest(const struct vfy_result *v, struct restore_result *res)
+{
+	if (!v->payload_checked)
+		return;
+	res->digest.bytes = v->digest_bytes;
+	res->digest.read = v->digest_read;
+	res->digest.ms = v->digest_ms;
+	res->digest.from = "image";
 }
 
 static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, const char *path,
@@ -127,7 +142,7 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 	struct inst_args ia;
 	const char *const *extra = NULL;
 	pid_t pid = 0;
-	bool launched = false;
+	bool launched = false, warm = false;
 
 	memset(res, 0, sizeof(*res));
 	if (stor_open_image(image, &fd, &size) < 0)
@@ -135,6 +150,8 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 	if (vfy_image(c, fd, size, image, &vo, &v) < 0)
 		goto out;
 	res->t.digest = v.digest_ms;
+	note_digest(&v, res);
+	warm = load_warm(o, &v);
 	res->golden = v.h.flags & IMG_F_GOLDEN;
 	if (o->vm_file) {
 		if (vm_def_load(&d, o->vm_file) < 0 || vm_def_check(&d, c->run_dir) < 0)
@@ -162,7 +179,7 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 		goto out;
 	}
 	/* v3: QEMU's page reads use it; v2: the relay reads aligned blocks with it. */
-	if (o->bypass_cache && v.h.version != 4 && (dfd = open_direct(image, o->insisted)) == -1)
+	if (o->bypass_cache && v.h.version != 4 && !warm && (dfd = open_direct(image, o->insisted)) == -1)
 		goto out;
 	if (dfd < 0)
 		dfd = -1;
@@ -220,6 +237,8 @@ out:
 	vfy_free(&v);
 	if (dfd >= 0)
 		close(dfd);
+	if (warm)
+		posix_fadvise(fd, (off_t)v.h.stream_offset, (off_t)v.h.stream_length, POSIX_FADV_DONTNEED);
 	close(fd);
 	if (lock >= 0)
 		close(lock);

@@ -34,6 +34,28 @@ unsigned snap_channels(unsigned requested)
 }
 
 
+/* --bypass-cache in a signed v3 save: QEMU writes through the page cache
+ * rather than with direct-io, the digest hashes the pages from there while a
+ * thread syncs them, and the synced range is dropped from the cache (what
+ * --bypass-cache is for: no cache left full of the image). With direct-io
+ * the digest would read the whole stream back from the disk: a second pass
+ * at disk speed (README, "What signing costs"). Only when the stream fits in
+ * the cache: pages evicted before they are hashed would be read back anyway.
+ * The O_DIRECT fd was opened all the same, so a file system that refuses
+ * O_DIRECT is refused as for any --bypass-cache save. Short of memory (or
+ * with VMSNAP_SIGNED_DIRECT=1, for tests) direct-io stays and the digest
+ * reads the stream back, dropped from the cache with the rest at the end. */
+static void signed_through_cache(struct save *s)
+{
+	if (s->t.dfd < 0 || s->h.version != 3 || !s->o->sign_key)
+		return;
+	s->t.drop_cache = true; /* what the digest reads back, either way */
+	if (s->h.ram_size >= mem_available() || getenv("VMSNAP_SIGNED_DIRECT"))
+		return;
+	close(s->t.dfd);
+	s->t.dfd = -1;
+}
+
 static int write_prologue(struct save *s)
 {
 	uint8_t hdr[IMG_HEADER_SIZE];
@@ -88,11 +110,14 @@ static int migrate(struct save *s, struct mig_stats *st)
 	rc = mig_getfd(&s->q, s->pipe[1], "vmsnap-stream");
 	close(s->pipe[1]); /* QEMU has its copy; EOF comes when it closes it */
 	s->pipe[1] = -1;
-	if (rc < 0)
+	/* O_DIRECT relay of a signed save: nothing of the stream stays in the
+	 * cache, so it is hashed on its way through instead of read back. */
+	if (rc < 0 || (s->o->sign_key && s->t.dfd >= 0 && !(s->hash = sig_stream_new(SIG_CHUNK))))
 		return -1;
 	if (relay_init(&r, RELAY_SAVE, s->pipe[0], s->t.dfd >= 0 ? s->t.dfd : s->t.fd, s->t.dfd >= 0,
 		       s->h.stream_offset, s->t.kind == STOR_BLK ? s->t.size : 0, s->t.path) < 0)
 		return -1;
+	r.hash = s->hash;
 	s->migrating = true;
 	rc = mig_start(&s->q, &mo, "fd:vmsnap-stream");
 	if (rc == 0)
@@ -100,6 +125,40 @@ static int migrate(struct save *s, struct mig_stats *st)
 	s->h.stream_length = r.done;
 	relay_free(&r);
 	return rc;
+}
+
+/* The payload digest of the stream just written. Hashed in flight by the
+ * relay, or read back: from the page cache while a thread syncs the same
+ * pages to the disk (the digest overlaps the sync instead of following it),
+ * or, after QEMU's O_DIRECT writes, from the disk with O_DIRECT reads. */
+static int digest_payload(struct save *s)
+{
+	struct snap_digest *d = &s->res->digest;
+	struct sig_info in;
+	int rfd, rc;
+
+	s->h.digest_chunk = SIG_CHUNK;
+	/* Without the relay's hash, O_DIRECT writes came from QEMU (v3). */
+	d->from = s->hash ? "in flight" : s->t.dfd >= 0 ? "disk" : "page cache";
+	if (s->hash) { /* the relay fed it every byte it counted in stream_length */
+		rc = sig_stream_finish(s->hash, s->h.payload_digest, &in);
+	} else {
+		/* Through an fd of its own: QEMU's are write-only. */
+		rfd = open(s->t.kind == STOR_REG ? s->t.tmp : s->t.path, O_RDONLY | O_CLOEXEC);
+		if (rfd < 0)
+			return err_sys(EXIT_FAIL, "reading back %s", s->t.path);
+		if (s->t.dfd < 0)
+			stor_sync_start(&s->t);
+		rc = sig_payload_digest_info(rfd, s->h.stream_offset, s->h.stream_length, SIG_CHUNK,
+					     usable_cpus(), s->h.payload_digest, &in);
+		close(rfd);
+	}
+	if (rc < 0)
+		return -1;
+	d->bytes = in.bytes;
+	d->read = in.bytes_read;
+	d->ms = in.ms;
+	return 0;
 }
 
 static int finish(struct save *s)
@@ -127,16 +186,9 @@ static int finish(struct save *s)
 		return err_sys(EXIT_FAIL, "trimming %s", s->t.path); /* drop the O_DIRECT tail padding */
 	}
 	if (s->o->sign_key) {
-		/* Read the stream back through an fd of its own: QEMU's are write-only. */
-		int rfd = open(s->t.kind == STOR_REG ? s->t.tmp : s->t.path, O_RDONLY | O_CLOEXEC);
 		int rc;
-		if (rfd < 0)
-			return err_sys(EXIT_FAIL, "reading back %s", s->t.path);
 		t = now_ms();
-		s->h.digest_chunk = SIG_CHUNK;
-		rc = sig_payload_digest(rfd, s->h.stream_offset, s->h.stream_length, SIG_CHUNK,
-					usable_cpus(), s->h.payload_digest);
-		close(rfd);
+		rc = digest_payload(s);
 		if (rc == 0 && s->h.version == 4)
 			rc = inst_digest(s->ram, s->h.ram_bytes, s->h.ram_digest);
 		if (rc < 0)
@@ -208,6 +260,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 		save_note_old_ram(&s, target);
 	if (stor_create(&s.t, target, o->bypass_cache && s.h.version != 4, o->insisted) < 0)
 		goto out;
+	signed_through_cache(&s);
 	if (s.t.dfd >= 0)
 		s.h.flags |= IMG_F_DIRECT_IO;
 	s.file_uri = mig_file_transport(&s.q, (int)s.h.version, s.t.kind == STOR_REG, s.t.dfd >= 0);
@@ -280,6 +333,7 @@ out:
 			unlink(s.old_ram);
 	}
 	stor_close(&s.t);
+	sig_stream_free(s.hash);
 	if (s.pipe[0] >= 0)
 		close(s.pipe[0]);
 	qmp_close(&s.q);

@@ -14,6 +14,8 @@
 #include "storage.h"
 #include "vm.h"
 
+struct sig_stream;
+
 struct save {
 	const struct conf *c;
 	const char *name;
@@ -30,6 +32,7 @@ struct save {
 	bool stopped, migrating;
 	bool file_uri; /* QEMU writes the image itself (file:/dev/fdset) */
 	int pipe[2];
+	struct sig_stream *hash; /* v2 O_DIRECT relay of a signed save: hashed in flight */
 	long long fdset;
 	char ram[CONF_PATH_MAX + 8]; /* instant mode: the RAM file */
 	char old_ram[4200];          /* the RAM file of the golden image being replaced */

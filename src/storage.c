@@ -197,8 +197,34 @@ void stor_crash_point(const char *step)
 	}
 }
 
+static void *sync_thread(void *arg)
+{
+	struct stor_target *t = arg;
+
+	t->sync_errno = fdatasync(t->fd) < 0 ? errno : 0;
+	return NULL;
+}
+
+void stor_sync_start(struct stor_target *t)
+{
+	/* No thread: stor_seal syncs, only later. */
+	t->syncing = t->syncing || pthread_create(&t->syncer, NULL, sync_thread, t) == 0;
+}
+
+int stor_sync_wait(struct stor_target *t)
+{
+	if (!t->syncing)
+		return 0;
+	pthread_join(t->syncer, NULL);
+	t->syncing = false;
+	errno = t->sync_errno;
+	return errno ? err_sys(EXIT_FAIL, "syncing %s", t->path) : 0;
+}
+
 int stor_seal(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
 {
+	if (stor_sync_wait(t) < 0)
+		return -1;
 	stor_crash_point("before-data-sync");
 	if (fdatasync(t->fd) < 0)
 		return err_sys(EXIT_FAIL, "syncing %s", t->kind == STOR_BLK ? t->path : t->tmp);
@@ -207,6 +233,8 @@ int stor_seal(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
 		return err_sys(EXIT_FAIL, "writing the header of %s", t->path);
 	if (fdatasync(t->fd) < 0)
 		return err_sys(EXIT_FAIL, "syncing the header of %s", t->path);
+	if (t->drop_cache) /* all of it clean now: dropping loses nothing */
+		posix_fadvise(t->fd, 0, 0, POSIX_FADV_DONTNEED);
 	return 0;
 }
 
@@ -231,6 +259,10 @@ int stor_commit(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
 
 void stor_close(struct stor_target *t)
 {
+	if (t->syncing) {
+		pthread_join(t->syncer, NULL);
+		t->syncing = false;
+	}
 	if (t->tmp[0])
 		unlink(t->tmp);
 	t->tmp[0] = 0;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <pthread.h>
 
 #include "image.h"
 
@@ -18,6 +19,11 @@ struct stor_target {
 	int fd;          /* buffered, O_WRONLY */
 	int dfd;         /* O_DIRECT, or -1 */
 	uint64_t size;   /* block devices: capacity */
+	pthread_t syncer;   /* stor_sync_start: the data's fdatasync, in the background */
+	bool syncing;
+	int sync_errno;
+	bool drop_cache; /* written through the page cache for a signed save's digest, though
+			    --bypass-cache was asked for: dropped from the cache once synced */
 };
 
 /* Classify path for a save of the given image version, without touching it:
@@ -34,6 +40,11 @@ int stor_commit(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE]);
  * seal (data synced, header written and synced), place (rename, directory synced). */
 int stor_seal(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE]);
 int stor_place(struct stor_target *t);
+/* Start fdatasync of the data in a thread of its own, so the disk writes while
+ * the caller hashes the same pages from the cache; stor_sync_wait joins it
+ * (0, or the sync's error). stor_seal and stor_close wait for it too. */
+void stor_sync_start(struct stor_target *t);
+int stor_sync_wait(struct stor_target *t);
 /* Close the target. A save that was not committed is forgotten: its temp
  * file is removed (files); a block device keeps its partial header. */
 void stor_close(struct stor_target *t);

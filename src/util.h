@@ -41,6 +41,9 @@ int parse_size(const char *s, uint64_t *out);
 /* Parse an unsigned decimal within [min, max]; -1 on junk or range. */
 int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 
+/* MemAvailable from /proc/meminfo, in bytes; 0 if unknown. */
+uint64_t mem_available(void);
+
 /* CPUs this process may run on (sched_getaffinity), at least 1. */
 int usable_cpus(void);
 

@@ -148,12 +148,15 @@ int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 	if (o->verify_payload && r->h.digest_chunk) {
 		uint8_t d[SIG_HASH];
 		uint64_t t0 = now_ms();
-		if (sig_payload_digest(fd, r->h.stream_offset, r->h.stream_length, r->h.digest_chunk,
-				       usable_cpus(), d) < 0) {
+		struct sig_info in;
+		if (sig_payload_digest_info(fd, r->h.stream_offset, r->h.stream_length, r->h.digest_chunk,
+					    usable_cpus(), d, &in) < 0) {
 			vfy_free(r);
 			return -1;
 		}
 		r->digest_ms = now_ms() - t0;
+		r->digest_bytes = in.bytes;
+		r->digest_read = in.bytes_read;
 		if (memcmp(d, r->h.payload_digest, SIG_HASH)) {
 			vfy_free(r);
 			return err_set(EXIT_REFUSED,

@@ -25,6 +25,7 @@ struct vfy_result {
 	char key_used[4096];
 	bool payload_checked;
 	uint64_t digest_ms;
+	uint64_t digest_bytes, digest_read; /* the payload digest: covered, read (not holes) */
 	char ram_path[4200];    /* v4: the RAM file, resolved */
 	bool ram_checked;       /* v4: its content digest was checked */
 	int ram_fd;             /* v4: the RAM file checked, read-only (if ram_open) */

@@ -34,6 +34,10 @@ int cmd_bypass(bool *bypass, bool insisted);
 void cmd_print_json(cJSON *o);
 /* Add the phase times of a save or restore (milliseconds) to o. */
 struct snap_times;
+/* The payload digest's phase: from where, bytes read, MB/s (nothing if none);
+ * o NULL: the --verbose line instead. */
+struct snap_digest;
+void cmd_add_digest(cJSON *o, const struct snap_digest *d);
 void cmd_add_times(cJSON *o, const struct snap_times *t);
 
 int cmd_run(struct conf *c, int argc, char **argv);

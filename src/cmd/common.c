@@ -1,6 +1,7 @@
 /* common: option parsing and error printing every command uses (cmd.h). */
 #include "cmd.h"
 #include "err.h"
+#include "log.h"
 
 #include "snap.h"
 #include "util.h"
@@ -69,6 +70,22 @@ void cmd_add_times(cJSON *o, const struct snap_times *t)
 	/* Our own peak memory, for the benchmark (KiB; QEMU is not our child). */
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		cJSON_AddNumberToObject(o, "max_rss_kb", (double)ru.ru_maxrss);
+}
+
+void cmd_add_digest(cJSON *o, const struct snap_digest *d)
+{
+	double mb_s = d->ms ? (double)(d->read / 1000) / (double)d->ms : 0.0;
+
+	if (!d->from)
+		return;
+	if (!o) {
+		log_debug("payload digest (%s): %llu MiB read in %llu ms, %.0f MB/s", d->from,
+			  (unsigned long long)(d->read >> 20), (unsigned long long)d->ms, mb_s);
+		return;
+	}
+	cJSON_AddStringToObject(o, "digest_from", d->from);
+	cJSON_AddNumberToObject(o, "digest_read_bytes", (double)d->read);
+	cJSON_AddNumberToObject(o, "digest_mb_s", mb_s);
 }
 
 int cmd_channels(const char *arg, unsigned *out)

@@ -55,6 +55,7 @@ int cmd_restore(struct conf *c, int argc, char **argv)
 	o.progress = log_verbose > 0;
 	if (snap_restore(c, argv[optind], &o, &r) < 0)
 		return cmd_fail("restore");
+	cmd_add_digest(NULL, &r.digest);
 	if (json) {
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddStringToObject(j, "name", r.name);
@@ -67,6 +68,7 @@ int cmd_restore(struct conf *c, int argc, char **argv)
 		cJSON_AddNumberToObject(j, "ram_size", (double)r.ram_size);
 		cJSON_AddNumberToObject(j, "stream_length", (double)r.stream_length);
 		cmd_add_times(j, &r.t);
+		cmd_add_digest(j, &r.digest);
 		cmd_print_json(j);
 	}
 	else

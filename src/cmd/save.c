@@ -34,6 +34,7 @@ static void report(const char *name, const char *target, const struct save_opts 
 		cJSON_AddNumberToObject(o, "stream_length", (double)r->stream_length);
 		cJSON_AddNumberToObject(o, "image_size", (double)r->image_size);
 		cmd_add_times(o, &r->t);
+		cmd_add_digest(o, &r->digest);
 		cmd_print_json(o);
 		return;
 	}
@@ -97,6 +98,7 @@ int cmd_save(struct conf *c, int argc, char **argv)
 	o.progress = log_verbose > 0;
 	if (snap_save(c, argv[optind], argv[optind + 1], &o, &r) < 0)
 		return cmd_fail("save");
+	cmd_add_digest(NULL, &r.digest);
 	report(argv[optind], argv[optind + 1], &o, &r, json);
 	return EXIT_OK;
 }

@@ -1,6 +1,7 @@
 /* test_digest: sig_payload_digest against a reference of its documented
  * format: holes, regions, thread counts, odd lengths, short files. */
 #include "helpers.h"
+#include "relay.h"
 #include "sign.h"
 
 #include "mbedtls/sha256.h"
@@ -269,6 +270,121 @@ static void test_region_past_end_of_file_fails(void **s)
 		fail_msg("region starting at the end of the file: digest computed over missing bytes");
 }
 
+/* Feed b[0..n) in pieces of varying size, the 4 KiB blocks listed in zero
+ * as sig_stream_zeros (holes, as copy.c feeds them). */
+static void stream_digest(const uint8_t *b, size_t n, uint32_t chunk, size_t step,
+			  const int *zero, size_t nz, uint8_t out[SIG_HASH])
+{
+	struct sig_stream *st = sig_stream_new(chunk);
+	size_t at = 0;
+
+	assert_non_null(st);
+	while (at < n) {
+		size_t len = n - at < step ? n - at : step;
+		bool hole = false;
+		for (size_t i = 0; i < nz; i++)
+			if (at == (size_t)zero[i] * 4096)
+				hole = true;
+		if (hole)
+			len = n - at < 4096 ? n - at : 4096;
+		else
+			for (size_t i = 0; i < nz; i++) /* stop at the next hole */
+				if ((size_t)zero[i] * 4096 > at && (size_t)zero[i] * 4096 < at + len)
+					len = (size_t)zero[i] * 4096 - at;
+		assert_int_equal(hole ? sig_stream_zeros(st, len) : sig_stream_feed(st, b + at, len), 0);
+		at += len;
+		step = step * 7 % 12289 + 1; /* 1 byte .. 3 chunks, every alignment */
+	}
+	assert_int_equal(sig_stream_length(st), n);
+	assert_int_equal(sig_stream_finish(st, out, NULL), 0);
+	sig_stream_free(st);
+}
+
+/* The in-flight digest (relay, provisioning) is the one read back from the file. */
+static void test_stream_equals_the_file_digest(void **s)
+{
+	static const int zero[] = { 0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 30, 31, 90 };
+	static const size_t steps[] = { 1, 4096, 5000, 1u << 20 }; /* the first piece's size */
+	const size_t n = 97 * CHUNK + 1234;
+	uint8_t *b = content(n, zero, ARRAY_SIZE(zero), SIZE_MAX), want[SIG_HASH], got[SIG_HASH];
+	int fd = write_file("sparse", b, n, true);
+
+	(void)s;
+	digest(fd, 0, n, CHUNK, 2, want);
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		stream_digest(b, n, CHUNK, steps[i], zero, ARRAY_SIZE(zero), got);
+		if (memcmp(got, want, SIG_HASH))
+			fail_msg("first piece %zu: the streamed root differs from the file's", steps[i]);
+		stream_digest(b, n, 2 * CHUNK, steps[i], NULL, 0, got);
+		if (!memcmp(got, want, SIG_HASH))
+			fail_msg("another chunk size, same root");
+	}
+	stream_digest(b, 0, CHUNK, 2, NULL, 0, got); /* nothing fed */
+	reference(b, 0, CHUNK, want);
+	assert_memory_equal(got, want, SIG_HASH);
+	close(fd);
+	free(b);
+}
+
+/* A stream dropped without finish (an error mid-save) is freed whole (ASan). */
+static void test_stream_freed_unfinished(void **s)
+{
+	uint8_t b[3 * CHUNK + 5] = { 1 };
+	struct sig_stream *st = sig_stream_new(CHUNK);
+
+	(void)s;
+	assert_non_null(st);
+	assert_int_equal(sig_stream_feed(st, b, sizeof(b)), 0);
+	sig_stream_free(st);
+	sig_stream_free(NULL);
+}
+
+/* The v2 O_DIRECT relay hashes what it writes: the root equals the digest
+ * of the bytes it left in the image, read back (stream at a 4 KiB offset,
+ * a length that is no multiple of the chunk or the block). */
+static void test_relay_digest_equals_read_back(void **s)
+{
+	const size_t n = 5 * (1u << 20) + 4096 * 3 + 77, off = 8192;
+	uint8_t *b = content(n, NULL, 0, SIZE_MAX), want[SIG_HASH], got[SIG_HASH];
+	char path[4096];
+	int p[2], fd, dfd, rc = 1;
+	struct relay r;
+	size_t put = 0;
+
+	(void)s;
+	fd = open(tu_path(path, dir, "relay.img"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	dfd = open(path, O_WRONLY | O_DIRECT);
+	if (dfd < 0)
+		skip(); /* a file system without O_DIRECT */
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(relay_init(&r, RELAY_SAVE, p[0], dfd, true, off, 0, "relay.img"), 0);
+	r.hash = sig_stream_new(SIG_CHUNK);
+	assert_non_null(r.hash);
+	fcntl(p[1], F_SETFL, O_NONBLOCK);
+	while (rc != 2) {
+		if (put < n) {
+			ssize_t w = write(p[1], b + put, n - put < 100000 ? n - put : 100000);
+			if (w > 0)
+				put += (size_t)w;
+			if (put == n)
+				close(p[1]);
+		}
+		rc = relay_step(&r);
+		assert_true(rc >= 0);
+	}
+	assert_int_equal(r.done, n);
+	assert_int_equal(sig_stream_finish(r.hash, got, NULL), 0);
+	assert_int_equal(ftruncate(fd, (off_t)(off + n)), 0); /* as finish() drops the padding */
+	digest(fd, off, n, SIG_CHUNK, 2, want);
+	assert_memory_equal(got, want, SIG_HASH);
+	sig_stream_free(r.hash);
+	relay_free(&r);
+	close(p[0]);
+	close(dfd);
+	close(fd);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -282,6 +398,9 @@ int main(void)
 		cmocka_unit_test(test_bad_chunk_size_fails),
 		cmocka_unit_test(test_file_ending_mid_chunk_fails),
 		cmocka_unit_test(test_region_past_end_of_file_fails),
+		cmocka_unit_test(test_stream_equals_the_file_digest),
+		cmocka_unit_test(test_stream_freed_unfinished),
+		cmocka_unit_test(test_relay_digest_equals_read_back),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
