@@ -42,6 +42,7 @@ static const struct key keys[] = {
 	KEY(powerfail_deadline_ms, K_MS),
 	KEY(powerfail_trigger, K_PATH),
 	KEY(vms, K_LIST),
+	KEY(console_paths, K_PATH),
 };
 
 void conf_defaults(struct conf *c)
@@ -88,7 +89,7 @@ static int set_list(struct ctx *x, int line, const char *key, const char *val)
 	x->c->n_vms = 0;
 	for (tok = strtok_r(buf, " ,\t", &save); tok; tok = strtok_r(NULL, " ,\t", &save)) {
 		if (!conf_name_ok(tok))
-			return bad(x, line, key, tok, "VM names use letters, digits, '_', '-', '.' (not first)");
+			return bad(x, line, key, tok, "VM names use letters, digits, '_', '-', '.' (not first); 'watch' is reserved");
 		if (x->c->n_vms == CONF_MAX_VMS)
 			return bad(x, line, key, val, "at most 16 VMs");
 		str_copy(x->c->vms[x->c->n_vms++], CONF_NAME_MAX, tok);
@@ -109,7 +110,8 @@ static int set_global(struct ctx *x, int line, const char *name, const char *val
 		case K_PATH:
 			if (str_copy(p, CONF_PATH_MAX, val) < 0)
 				return bad(x, line, name, val, "longer than 255 characters");
-			if (!strcmp(name, "powerfail_trigger") && val[0] != '/')
+			if ((!strcmp(name, "powerfail_trigger") || !strcmp(name, "console_paths")) &&
+			    val[0] != '/')
 				return bad(x, line, name, val, "must be an absolute path");
 			return 0;
 		case K_BOOL:
@@ -277,7 +279,8 @@ int conf_name_ok(const char *name)
 {
 	size_t n = strlen(name);
 
-	if (n == 0 || n >= CONF_NAME_MAX || name[0] == '.' || name[0] == '-')
+	/* "watch": <run_dir>/watch.pid is the daemon's, a VM's pidfile would replace it */
+	if (n == 0 || n >= CONF_NAME_MAX || name[0] == '.' || name[0] == '-' || !strcmp(name, "watch"))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char ch = name[i];

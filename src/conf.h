@@ -35,6 +35,7 @@ struct conf {
 	char unsigned_options[1024];      /* options an unsigned image's definition may use; "": any */
 	unsigned powerfail_deadline_ms;
 	char powerfail_trigger[CONF_PATH_MAX]; /* watch: a file whose appearance means power fail */
+	char console_paths[CONF_PATH_MAX]; /* more places console commands may name */
 	char vms[CONF_MAX_VMS][CONF_NAME_MAX]; /* watch/resume manage these */
 	unsigned n_vms;
 	struct conf_vm vm[CONF_MAX_VMS];
@@ -48,7 +49,8 @@ int conf_load(struct conf *c, const char *path, bool required);
 /* Per-VM settings for name, defaults filled in when it has no section. */
 void conf_vm_get(const struct conf *c, const char *name, struct conf_vm *out);
 /* VM names: letters, digits, '_', '-', '.', not starting with '.' or '-'
- * (they become file names under vm_dir and run_dir). */
+ * (they become file names under vm_dir and run_dir), and not "watch"
+ * (run_dir/watch.pid is the power-fail daemon's). */
 int conf_name_ok(const char *name);
 
 #endif

@@ -1,6 +1,7 @@
 /* instant: RAM files for instant mode (see instant.h). */
 #include "instant.h"
 #include "err.h"
+#include "fsafe.h"
 #include "sign.h"
 #include "util.h"
 
@@ -291,10 +292,10 @@ int inst_digest_fd(int fd, uint64_t len, uint8_t out[IMG_DIGEST])
 
 int inst_digest(const char *path, uint64_t len, uint8_t out[IMG_DIGEST])
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+	int fd = fsafe_open_read(path, false), rc; /* swapped for a FIFO: no hang */
 
 	if (fd < 0)
-		return err_sys(EXIT_FAIL, "RAM file %s", path);
+		return err_wrap("RAM file");
 	rc = sig_payload_digest(fd, 0, len, SIG_CHUNK, usable_cpus(), out);
 	close(fd);
 	return rc;

@@ -3,7 +3,9 @@
  * and blinding, and comes from the kernel through mbedtls' entropy pool. */
 #include "sign.h"
 #include "err.h"
+#include "fsafe.h"
 #include "image.h"
+#include "log.h"
 #include "util.h"
 
 #include <limits.h>
@@ -70,15 +72,12 @@ static int key_id(mbedtls_pk_context *pk, uint8_t id[SIG_HASH])
 	return 0;
 }
 
-static int load_key(mbedtls_pk_context *pk, const char *path, bool private, struct rng *r)
+static int parse_key(mbedtls_pk_context *pk, char *text, size_t len, const char *path,
+		     bool private, struct rng *r)
 {
-	char *text;
-	size_t len;
 	int rc;
 
 	mbedtls_pk_init(pk);
-	if (read_file(path, KEY_FILE_MAX, &text, &len) < 0)
-		return err_wrap("key");
 	/* PEM parsing wants the terminating NUL counted. */
 	if (private)
 		rc = mbedtls_pk_parse_key(pk, (unsigned char *)text, len + 1, NULL, 0,
@@ -91,6 +90,20 @@ static int load_key(mbedtls_pk_context *pk, const char *path, bool private, stru
 		return err_set(EXIT_USAGE, "%s: not a readable %s key in PEM (mbedtls -0x%04x)", path,
 			       private ? "private" : "public", -rc);
 	return check_p256(pk, path);
+}
+
+static int load_key(mbedtls_pk_context *pk, const char *path, bool private, struct rng *r)
+{
+	struct stat st;
+	char *text;
+	size_t len;
+
+	mbedtls_pk_init(pk);
+	if (read_file(path, KEY_FILE_MAX, &text, &len) < 0)
+		return err_wrap("key");
+	if (private && stat(path, &st) == 0 && (st.st_mode & 077))
+		log_warn("sign_key %s is readable by group or others: chmod 600 it", path);
+	return parse_key(pk, text, len, path, private, r);
 }
 
 static int write_pem(const char *path, const unsigned char *pem, mode_t mode)
@@ -191,13 +204,11 @@ out:
 	return rc;
 }
 
-/* 1 if the key at path has key_id, 0 if not, -1 if it is unreadable. */
-static int key_matches(const char *path, const uint8_t want[SIG_HASH], mbedtls_pk_context *pk)
+/* 1 if the parsed key pk has key_id want, 0 if not (pk freed), -1 on error. */
+static int key_is(mbedtls_pk_context *pk, const uint8_t want[SIG_HASH])
 {
 	uint8_t id[SIG_HASH];
 
-	if (load_key(pk, path, false, NULL) < 0)
-		return -1;
 	if (key_id(pk, id) < 0) {
 		mbedtls_pk_free(pk);
 		return -1;
@@ -207,6 +218,14 @@ static int key_matches(const char *path, const uint8_t want[SIG_HASH], mbedtls_p
 		return 0;
 	}
 	return 1;
+}
+
+/* 1 if the key at path has key_id, 0 if not, -1 if it is unreadable. */
+static int key_matches(const char *path, const uint8_t want[SIG_HASH], mbedtls_pk_context *pk)
+{
+	if (load_key(pk, path, false, NULL) < 0)
+		return -1;
+	return key_is(pk, want);
 }
 
 static int check(mbedtls_pk_context *pk, const char *path, const uint8_t hash[SIG_HASH],
@@ -235,6 +254,37 @@ int sig_verify(const char *pub_path, const uint8_t hash[SIG_HASH], const uint8_t
 	return check(&pk, pub_path, hash, sig, sig_len);
 }
 
+/* A trusted key file in the directory d: a regular file, no symlink (not
+ * followed: O_NOFOLLOW), root's, not writable by group/others. */
+static int trusted_key_at(DIR *d, const char *name, const char *path, mbedtls_pk_context *pk)
+{
+	int fd = openat(dirfd(d), name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	char *text;
+	size_t len;
+
+	mbedtls_pk_init(pk);
+	if (fd < 0)
+		return err_sys(EXIT_REFUSED, "trusted key %s%s", path,
+			       errno == ELOOP ? " is a symbolic link: copy the key itself there" : "");
+	if (fstat(fd, &st) < 0 || fsafe_trusted(&st, "trusted key", path) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (read_fd(fd, path, KEY_FILE_MAX, &text, &len) < 0)
+		return -1; /* not a regular file, too large: skipped */
+	return parse_key(pk, text, len, path, false, NULL);
+}
+
+static bool is_pem(const char *name)
+{
+	size_t l = strlen(name);
+
+	return l >= 5 && !strcmp(name + l - 4, ".pem");
+}
+
+/* Every key file read on the way to the signer's key must be safe: any key
+ * that could verify an image is checked before it is used. */
 int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t *sig,
 		   size_t sig_len, const uint8_t want[SIG_HASH], char *used, size_t used_size)
 {
@@ -242,31 +292,45 @@ int sig_verify_dir(const char *dir, const uint8_t hash[SIG_HASH], const uint8_t 
 	struct dirent *e;
 	struct stat st;
 	char path[PATH_MAX];
+	mbedtls_pk_context pk;
+	bool pem;
+	int m = 0;
 
 	if (!d)
 		return err_sys(EXIT_REFUSED, "trusted_keys directory %s", dir);
-	if (fstat(dirfd(d), &st) == 0 && (st.st_mode & S_IWOTH)) {
+	if ((fstat(dirfd(d), &st) < 0 ? err_sys(EXIT_REFUSED, "trusted_keys directory %s", dir)
+				       : fsafe_trusted(&st, "trusted_keys directory", dir)) < 0) {
 		closedir(d);
-		return err_set(EXIT_REFUSED, "trusted_keys directory %s is writable by others: fix its mode",
-			       dir);
+		return -1;
 	}
-	while ((e = readdir(d))) {
-		mbedtls_pk_context pk;
-		size_t l = strlen(e->d_name);
-		if (l < 5 || strcmp(e->d_name + l - 4, ".pem"))
+	err_clear();
+	while (m >= 0 && (e = readdir(d))) {
+		if (e->d_name[0] == '.' && (!e->d_name[1] || !strcmp(e->d_name, "..")))
 			continue;
 		if (str_fmt(path, sizeof(path), "%s/%s", dir, e->d_name) < 0)
 			continue;
-		if (key_matches(path, want, &pk) != 1) {
-			err_clear();
-			continue;
+		pem = is_pem(e->d_name);
+		if (!pem)
+			err_set(EXIT_USAGE, "%s: only files named *.pem are keys", path);
+		else if (m)
+			continue; /* the signer's key is found: other keys are not read */
+		if (pem && trusted_key_at(d, e->d_name, path, &pk) == 0) {
+			if ((m = key_is(&pk, want)) == 1)
+				str_copy(used, used_size, path);
+		} else if (err_code() == EXIT_REFUSED) {
+			m = -1;
+		} else {
+			log_warn("trusted_keys: skipped %s", err_msg());
 		}
-		closedir(d);
-		str_copy(used, used_size, path);
-		return check(&pk, path, hash, sig, sig_len);
+		if (m >= 0)
+			err_clear(); /* another signer's key, or no key: not this one */
 	}
 	closedir(d);
-	return err_set(EXIT_REFUSED, "wrong key: no key in %s matches the image's signer", dir);
+	if (m < 0)
+		return -1;
+	if (m == 0)
+		return err_set(EXIT_REFUSED, "wrong key: no key in %s matches the image's signer", dir);
+	return check(&pk, used, hash, sig, sig_len);
 }
 
 int sig_sign_header(struct img_header *h, const char *key_path)

@@ -1,6 +1,7 @@
 /* storage: targets, temp files, O_DIRECT and the durable commit (storage.h). */
 #include "storage.h"
 #include "err.h"
+#include "fsafe.h"
 #include "image.h"
 #include "log.h"
 #include "util.h"
@@ -44,23 +45,6 @@ static int blk_size(int fd, const char *path, uint64_t *size)
 	return 0;
 }
 
-static int parent_dir_ok(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	struct stat st;
-
-	if (!slash || slash == path)
-		return 0; /* the working directory or the root */
-	if (path_dir(dir, sizeof(dir), path) < 0)
-		return err_set(EXIT_USAGE, "%s: path too long", path);
-	if (stat(dir, &st) < 0)
-		return err_sys(EXIT_USAGE, "target directory %s", dir);
-	if (!S_ISDIR(st.st_mode))
-		return err_set(EXIT_USAGE, "target directory %s: not a directory", dir);
-	return 0;
-}
-
 int stor_check_save(const char *path, int version, enum stor_kind *kind, uint64_t *size)
 {
 	struct stat st;
@@ -70,11 +54,11 @@ int stor_check_save(const char *path, int version, enum stor_kind *kind, uint64_
 		if (errno != ENOENT)
 			return err_sys(EXIT_USAGE, "target %s", path);
 		*kind = STOR_MISSING;
-		return parent_dir_ok(path);
+		return fsafe_target_dir(path);
 	}
 	if (S_ISREG(st.st_mode)) {
 		*kind = STOR_REG;
-		return parent_dir_ok(path);
+		return fsafe_target_dir(path);
 	}
 	if (S_ISBLK(st.st_mode)) {
 		int fd;
@@ -116,9 +100,11 @@ static int create_file(struct stor_target *t)
 	if (str_fmt(t->tmp, sizeof(t->tmp), "%.*s.%s.vmsnap-partial", len, t->path,
 		    slash ? slash + 1 : t->path) < 0)
 		return err_set(EXIT_USAGE, "%s: path too long", t->path);
-	t->fd = open(t->tmp, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (t->fd < 0)
-		return err_sys(EXIT_FAIL, "creating %s", t->tmp);
+	t->fd = fsafe_target_dir(t->path) < 0 ? -1 : fsafe_open_tmp(t->tmp);
+	if (t->fd < 0) {
+		t->tmp[0] = 0; /* not ours to remove */
+		return -1;
+	}
 	if (flock(t->fd, LOCK_EX | LOCK_NB) < 0) {
 		int busy = errno == EWOULDBLOCK;
 		close(t->fd);
@@ -131,6 +117,15 @@ static int create_file(struct stor_target *t)
 	if (ftruncate(t->fd, 0) < 0)
 		return err_sys(EXIT_FAIL, "truncating %s", t->tmp);
 	return 0;
+}
+
+/* The console names targets for someone at a serial port: no symlink there
+ * may lead a save or read elsewhere (see stor_refuse_links). */
+static bool no_links;
+
+void stor_refuse_links(void)
+{
+	no_links = true;
 }
 
 int stor_open_direct(const char *path, int flags)
@@ -146,8 +141,14 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 	memset(t, 0, sizeof(*t));
 	t->fd = t->dfd = -1;
 	/* Follow a symlink to where it points, so the rename replaces the image and not the link. */
-	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && realpath(path, real))
-		path = real;
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+		/* another user's link (say in /tmp) must not pick what root replaces */
+		if (no_links || (st.st_uid != 0 && st.st_uid != geteuid()))
+			return err_set(EXIT_USAGE, "target %s is a symbolic link of another user (or on the console): name the file itself",
+				       path);
+		if (realpath(path, real))
+			path = real;
+	}
 	if (str_copy(t->path, sizeof(t->path), path) < 0)
 		return err_set(EXIT_USAGE, "%s: path too long", path);
 	if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
@@ -277,9 +278,9 @@ int stor_open_image(const char *path, int *fd, uint64_t *size)
 {
 	struct stat st;
 
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	*fd = fsafe_open_read(path, no_links);
 	if (*fd < 0)
-		return err_sys(errno == ENOENT ? EXIT_USAGE : EXIT_FAIL, "image %s", path);
+		return -1;
 	if (fstat(*fd, &st) < 0) {
 		close(*fd);
 		return err_sys(EXIT_FAIL, "image %s", path);

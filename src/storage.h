@@ -50,11 +50,16 @@ int stor_sync_wait(struct stor_target *t);
  * file is removed (files); a block device keeps its partial header. */
 void stor_close(struct stor_target *t);
 
-/* Open an image read-only; size is the file size or device capacity. */
+/* Open an image read-only (never blocking: a FIFO or other special file is
+ * refused); size is the file size or device capacity. */
 int stor_open_image(const char *path, int *fd, uint64_t *size);
 /* Second fd of the same image with O_DIRECT (flags: O_RDONLY or O_WRONLY):
  * -1 with errno EINVAL when the file system refuses. */
 int stor_open_direct(const char *path, int flags);
+
+/* From now on (the console) a symlink as the last part of a target or image
+ * path is refused, not followed. */
+void stor_refuse_links(void);
 
 /* Write h as the header of the image at path and sync it (state changes,
  * signing in place). */

@@ -112,12 +112,18 @@ ssize_t pread_all(int fd, void *buf, size_t len, off_t off)
 int read_file(const char *path, size_t max, char **out, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return err_sys(EXIT_USAGE, "%s", path);
+	return read_fd(fd, path, max, out, len);
+}
+
+int read_fd(int fd, const char *path, size_t max, char **out, size_t *len)
+{
 	struct stat st;
 	char *buf;
 	ssize_t n;
 
-	if (fd < 0)
-		return err_sys(EXIT_USAGE, "%s", path);
 	if (fstat(fd, &st) < 0) {
 		err_sys(EXIT_FAIL, "%s", path);
 		close(fd);

@@ -31,6 +31,8 @@ ssize_t pread_all(int fd, void *buf, size_t len, off_t off);
 /* Read a whole small file (at most max bytes) into a malloc'd, NUL-terminated
  * buffer; err_* on failure. */
 int read_file(const char *path, size_t max, char **out, size_t *len);
+/* The same from an open fd (named path in errors), which it closes. */
+int read_fd(int fd, const char *path, size_t max, char **out, size_t *len);
 
 /* "1.50 GiB" style, into buf. */
 const char *fmt_bytes(uint64_t n, char *buf, size_t size);

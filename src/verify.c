@@ -189,3 +189,10 @@ void vfy_free(struct vfy_result *r)
 		close(r->ram_fd);
 	r->ram_open = false;
 }
+
+bool vfy_golden(const char *path)
+{
+	struct img_header h;
+
+	return vfy_peek(path, &h) == 1 && (h.flags & IMG_F_GOLDEN);
+}

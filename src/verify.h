@@ -45,5 +45,7 @@ int vfy_read(int fd, uint64_t size, const char *path, struct img_header *h, char
  * whose header h passes vfy_read's checks, 0 it opens but is none, -1 it
  * does not open (missing, neither a file nor a block device). */
 int vfy_peek(const char *path, struct img_header *h);
+/* path holds an image whose header says golden (unreadable, absent: false). */
+bool vfy_golden(const char *path);
 
 #endif

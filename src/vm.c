@@ -2,6 +2,7 @@
  * state (see vm.h). Starting QEMU is vm_launch.c's, definitions vm_def.c's. */
 #include "vm.h"
 #include "err.h"
+#include "fsafe.h"
 #include "qmp.h"
 #include "util.h"
 
@@ -34,14 +35,15 @@ int vm_run_dir(const struct conf *c)
 				break;
 		}
 	}
-	return 0;
+	/* One that already existed is used only if no one else can put files in it. */
+	return fsafe_private_dir(c->run_dir, "run_dir");
 }
 
 int vm_paths(const struct conf *c, const char *name, struct vm_paths *p)
 {
 	if (!conf_name_ok(name))
 		return err_set(EXIT_USAGE,
-			       "VM name '%s': use letters, digits, '_', '-', '.' (not first), at most 63",
+			       "VM name '%s': use letters, digits, '_', '-', '.' (not first), at most 63; 'watch' is reserved",
 			       name);
 	if (str_fmt(p->qmp, sizeof(p->qmp), "%s/%s.qmp", c->run_dir, name) < 0)
 		return err_set(EXIT_USAGE, "run_dir %s: too long for a unix socket path (107 bytes)",

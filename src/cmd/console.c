@@ -1,13 +1,16 @@
 /* console: a line protocol for technicians and test stations on a serial
  * port or stdin: one command a line, every reply ends "OK" or "ERR CODE MSG". */
 #include "cmd.h"
+#include "console_allow.h"
 #include "console_io.h"
 #include "console_run.h"
 #include "err.h"
 #include "qmp.h"
+#include "storage.h"
 #include "util.h"
 #include "vm.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,11 +73,26 @@ static int status_cmd(struct conf *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* The target of save, restore, verify and inspect: only places the console
+ * may use (console_allow.h); argv then names it resolved. */
+static int confine(struct conf *c, const struct verb *v, char **argv, int argc, char *safe,
+		   size_t size)
+{
+	bool save = v->run == cmd_save;
+
+	if (!save && v->run != cmd_restore && v->run != cmd_verify && v->run != cmd_inspect)
+		return 0;
+	if (con_allow(c, argv[argc - 1], save, safe, size) < 0)
+		return -1;
+	argv[argc - 1] = safe;
+	return 0;
+}
+
 /* v's words as a command line for its function, in a child. */
 static int run_verb(struct conf *c, struct con *k, const struct verb *v, char **args, int nargs)
 {
 	struct conf_vm vm;
-	char *argv[MAX_WORDS + 4];
+	char *argv[MAX_WORDS + 4], safe[PATH_MAX];
 	int argc = 0;
 
 	argv[argc++] = (char *)v->name;
@@ -89,6 +107,8 @@ static int run_verb(struct conf *c, struct con *k, const struct verb *v, char **
 		argv[argc++] = vm.image;
 	}
 	argv[argc] = NULL;
+	if (confine(c, v, argv, argc, safe, sizeof(safe)) < 0)
+		return con_printf(k, "ERR %d %s", err_code(), err_msg());
 	return con_run(k, c, v->run, argc, argv);
 }
 
@@ -199,6 +219,7 @@ int cmd_console(struct conf *c, int argc, char **argv)
 		err_set(EXIT_USAGE, "--baud %s: use a standard rate such as 115200", baud_arg);
 		return cmd_fail("console");
 	}
+	stor_refuse_links(); /* no symlink may lead a console command elsewhere */
 	k = malloc(sizeof(*k));
 	if (!k)
 		return EXIT_FAIL;

@@ -3,6 +3,7 @@
 #include "cmd.h"
 #include "copy.h"
 #include "err.h"
+#include "fsafe.h"
 #include "image.h"
 #include "instant.h"
 #include "storage.h"
@@ -153,6 +154,23 @@ static int commit(struct prov *p, const struct img_header *partial)
 	return stor_place(&p->t);
 }
 
+/* The RAM file to copy and its temp copy: fresh or our own stale one (never
+ * another user's file or a symlink), in a directory others cannot change. */
+static int open_ram(struct prov *p, struct copy *cp, char *tmp)
+{
+	cp->out = -1;
+	cp->in = fsafe_open_read(p->sv.ram_path, false);
+	if (cp->in < 0)
+		return -1;
+	if (fsafe_target_dir(p->ram) < 0 || (cp->out = fsafe_open_tmp(tmp)) < 0) {
+		tmp[0] = 0; /* not ours to remove */
+		return -1;
+	}
+	if (ftruncate(cp->out, 0) < 0) /* a stale copy's bytes must not show through holes */
+		return err_sys(EXIT_FAIL, "truncating %s", tmp);
+	return 0;
+}
+
 /* Instant mode: the golden pair's RAM file goes first, under the name the
  * signed header gives it, beside the image; the image's read-back check then
  * covers both. */
@@ -168,12 +186,8 @@ static int provision_ram(struct prov *p)
 		return err_set(EXIT_USAGE, "target %s: path too long", p->dst);
 	cp.src = p->sv.ram_path;
 	cp.dst = p->ram;
-	cp.in = open(p->sv.ram_path, O_RDONLY | O_CLOEXEC);
-	cp.out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (cp.in < 0 || cp.out < 0) {
-		err_sys(EXIT_FAIL, "%s", cp.in < 0 ? p->sv.ram_path : tmp);
+	if (open_ram(p, &cp, tmp) < 0)
 		goto out;
-	}
 	if (IS_ENABLED(CONFIG_DIRECT_IO))
 		cp.dout = stor_open_direct(tmp, O_WRONLY);
 	if (ftruncate(cp.out, (off_t)cp.end) < 0) {

@@ -6,6 +6,7 @@
 #include "cmd.h"
 #include "err.h"
 #include "fleet.h"
+#include "fsafe.h"
 #include "instant.h"
 #include "log.h"
 #include "snap.h"
@@ -28,14 +29,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* A golden image (kiosk, factory) is never replaced by a power-fail save. */
-static bool is_golden(const char *path)
-{
-	struct img_header h;
-
-	return vfy_peek(path, &h) == 1 && (h.flags & IMG_F_GOLDEN);
-}
-
 /* v3 with a channel per CPU and O_DIRECT (falling back quietly where the file
  * system refuses it); v2 where the image is a block device. */
 static int save_job(const struct conf *c, const char *name, char *msg, size_t size, void *arg)
@@ -52,7 +45,7 @@ static int save_job(const struct conf *c, const char *name, char *msg, size_t si
 		snprintf(msg, size, "not running: nothing to save");
 		return 0;
 	}
-	if (is_golden(vm.image)) {
+	if (vfy_golden(vm.image)) { /* a golden image (kiosk, factory) stays */
 		snprintf(msg, size, "its image %s is golden: not overwritten", vm.image);
 		return 0;
 	}
@@ -102,6 +95,8 @@ static int claim(const struct conf *c)
 	int fd;
 
 	mkdir(c->run_dir, 0700);
+	if (fsafe_private_dir(c->run_dir, "run_dir") < 0)
+		return -1;
 	snprintf(path, sizeof(path), "%s/watch.pid", c->run_dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)

@@ -72,10 +72,10 @@ con_check "save with three words: ERR 2" "save vm1 a b" "ERR 2 usage: save NAME 
 con_check "status of an undefined VM: ERR 2" "status nosuch" \
 	"ERR 2 no VM 'nosuch': neither running nor defined in $T/vms"
 con_check "run of a running VM: ERR 1" "run vm1" "ERR 1 VM 'vm1' is already running"
-con_check "verify of a missing file: ERR 2" "verify $T/missing.img" \
-	"ERR 2 image $T/missing.img: No such file or directory"
-head -c 8192 /dev/zero >"$T/zero.img"
-con "verify $T/zero.img"
+con_check "verify of a missing file: ERR 2" "verify $T/save/missing.img" \
+	"ERR 2 image $T/save/missing.img: No such file or directory"
+head -c 8192 /dev/zero >"$T/save/zero.img"
+con "verify $T/save/zero.img"
 check "verify of a non-image: ERR 3 naming it" bash -c "[[ '$(final)' == 'ERR 3 '*zero.img* ]]"
 drv zombies
 check "no zombie children after the failed commands" grep -qx 'zombies 0' "$T/reply"

@@ -133,6 +133,11 @@ check "  ... the guest continues from the saved tick" ticks_continue gold "$save
 vs stop gold >/dev/null
 flip_byte "$dst_ram" $((100 << 20))
 expect_rc "a provisioned pair with a changed RAM page is refused (verify_payload = yes)" 3 vs restore "$ext/kiosk.img"
+# The RAM file's temp name is created O_EXCL|O_NOFOLLOW: a planted symlink is not followed.
+mkdir "$ext/p2" && echo precious >"$T/victim"
+ln -s "$T/victim" "$ext/p2/$(basename "$dst_ram").vmsnap-partial"
+expect_rc "provision with a symlink planted at the RAM file's temp name: exit 1" 1 vs provision "$T/save/gold.img" "$ext/p2/kiosk.img"
+check "  ... the file it points to is untouched, no copy" eval 'test "$(cat "$T/victim")" = precious -a ! -e "$ext/p2/kiosk.img"'
 vs save vm1 "$T/save/once.img" >/dev/null || fail "saving a resume-once instant image"
 expect_rc "a resume-once instant image is not provisioned" 2 vs provision "$T/save/once.img" "$ext/once.img"
 check "  ... says why" \

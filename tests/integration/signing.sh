@@ -144,7 +144,7 @@ check "  ... says wrong key" err_is "vmsnap: restore: image $T/save/w.img: wrong
 chmod o+w "$T/trusted"
 expect_rc "a world-writable trusted_keys directory is refused" 3 vs verify "$T/save/unsigned.img"
 check "  ... says so" \
-	err_is "vmsnap: verify: image $T/save/unsigned.img: trusted_keys directory $T/trusted is writable by others: fix its mode"
+	err_is "vmsnap: verify: image $T/save/unsigned.img: trusted_keys directory $T/trusted is writable by group or others: only root may change trusted keys; chown root and chmod go-w it"
 chmod o-w "$T/trusted"
 
 # Keys made by openssl work both ways.

@@ -255,6 +255,22 @@ static void test_relative_powerfail_trigger_names_file_and_line(void **s)
 
 /* inih indexes before its buffer on a NUL after an over-long line (found by
  * fuzz_conf): conf_load refuses NUL bytes itself, naming the line. */
+/* console_paths: every entry absolute; "watch" is no VM name (run_dir/watch.pid is the daemon's). */
+static void test_console_paths_and_reserved_name(void **s)
+{
+	struct conf c;
+
+	(void)s;
+	assert_int_equal(load(&c, "console_paths = /srv/images  /mnt/usb/x.img\n"), 0);
+	assert_string_equal(c.console_paths, "/srv/images  /mnt/usb/x.img");
+	assert_int_equal(load(&c, "console_paths = usb /srv/images\n"), -1);
+	assert_err(EXIT_USAGE, ":1: console_paths");
+	assert_int_equal(load(&c, "vms = vm1 watch\n"), -1);
+	assert_err(EXIT_USAGE, "'watch' is reserved");
+	assert_false(conf_name_ok("watch"));
+	assert_true(conf_name_ok("watch2"));
+}
+
 static void test_nul_byte_is_refused(void **s)
 {
 	static const char text[] = "vm_dir = /a\nrun_dir = /b\0\n";
@@ -348,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_vm_without_section_gets_default_image),
 		cmocka_unit_test(test_errors_name_file_and_line),
 		cmocka_unit_test(test_relative_powerfail_trigger_names_file_and_line),
+		cmocka_unit_test(test_console_paths_and_reserved_name),
 		cmocka_unit_test(test_nul_byte_is_refused),
 		cmocka_unit_test(test_huge_file_is_refused),
 		cmocka_unit_test(test_too_many_vm_sections),

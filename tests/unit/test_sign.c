@@ -178,8 +178,46 @@ static void test_verify_dir_refuses_world_writable(void **s)
 	assert_int_equal(stat(keys, &st), 0);
 	assert_int_equal(chmod(keys, st.st_mode | S_IWOTH), 0);
 	assert_int_equal(sig_verify_dir(keys, hash, sig, len, id, used, sizeof(used)), -1);
-	assert_err(EXIT_REFUSED, "writable by others");
+	assert_err(EXIT_REFUSED, "writable by group or others");
 	assert_int_equal(chmod(keys, st.st_mode & 07777), 0);
+}
+
+/* Not only the world-write bit: group-writable, another owner, a symlinked
+ * key file: each refused, naming the file and the fix. */
+static void test_verify_dir_refuses_unsafe_keys(void **s)
+{
+	uint8_t hash[SIG_HASH], sig[IMG_SIG_MAX], id[SIG_HASH];
+	char used[4096], key[4096], link_path[4096];
+	uint16_t len;
+
+	(void)s;
+	sig_sha256("dir", 3, hash);
+	sign_with(priv_a, hash, sig, &len, id);
+	assert_int_equal(chmod(keys, 0775), 0);
+	assert_int_equal(sig_verify_dir(keys, hash, sig, len, id, used, sizeof(used)), -1);
+	assert_err(EXIT_REFUSED, "writable by group or others");
+	assert_int_equal(chmod(keys, 0755), 0);
+	assert_int_equal(chown(keys, 65534, 65534), 0);
+	assert_int_equal(sig_verify_dir(keys, hash, sig, len, id, used, sizeof(used)), -1);
+	assert_err(EXIT_REFUSED, "trusted belongs to another user");
+	assert_int_equal(chown(keys, 0, 0), 0);
+	tu_path(key, keys, "a.pem");
+	assert_int_equal(chmod(key, 0664), 0);
+	assert_int_equal(sig_verify_dir(keys, hash, sig, len, id, used, sizeof(used)), -1);
+	assert_err(EXIT_REFUSED, "a.pem is writable by group or others");
+	assert_int_equal(chmod(key, 0644), 0);
+	assert_int_equal(chown(key, 65534, 65534), 0);
+	assert_int_equal(sig_verify_dir(keys, hash, sig, len, id, used, sizeof(used)), -1);
+	assert_err(EXIT_REFUSED, "a.pem belongs to another user");
+	assert_int_equal(chown(key, 0, 0), 0);
+	assert_int_equal(sig_verify_dir(keys, hash, sig, len, id, used, sizeof(used)), 0);
+	/* a key reachable only through a symlink is never used */
+	assert_int_equal(sig_keygen(tu_path(key, dir, "c.key"), tu_path(link_path, dir, "c.pem")), 0);
+	sign_with(key, hash, sig, &len, id);
+	assert_int_equal(symlink(link_path, tu_path(key, keys, "c.pem")), 0);
+	assert_int_equal(sig_verify_dir(keys, hash, sig, len, id, used, sizeof(used)), -1);
+	assert_err(EXIT_REFUSED, "c.pem is a symbolic link");
+	unlink(key);
 }
 
 static void test_signed_header_verifies_over_signed_bytes(void **s)
@@ -314,6 +352,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_key_is_refused),
 		cmocka_unit_test(test_verify_dir_finds_the_signer),
 		cmocka_unit_test(test_verify_dir_refuses_world_writable),
+		cmocka_unit_test(test_verify_dir_refuses_unsafe_keys),
 		cmocka_unit_test(test_signed_header_verifies_over_signed_bytes),
 		cmocka_unit_test(test_signed_image_passes_vfy_image),
 		cmocka_unit_test(test_openssl_p256_pkcs8_key_signs_and_verifies),

@@ -234,6 +234,117 @@ static void test_second_create_on_same_target_is_busy(void **s)
 	stor_close(&b);
 }
 
+/* A temp name another user (or a link) put there first is never written
+ * through: not another user's file, not a hard link to some other file. */
+static void test_foreign_or_linked_temp_file_is_refused(void **s)
+{
+	char p[4096], tmp[4096], victim[4096], *text;
+	struct stor_target t;
+	struct stat st;
+	size_t len;
+
+	(void)s;
+	tu_path(p, dir, "vm5.img");
+	tu_path(tmp, dir, ".vm5.img.vmsnap-partial");
+	tu_write_str(tmp, "planted");
+	assert_int_equal(chown(tmp, 65534, 65534), 0);
+	assert_int_equal(chmod(tmp, 0666), 0);
+	err_clear();
+	assert_int_equal(stor_create(&t, p, false, false), -1);
+	assert_err(EXIT_FAIL, "another user's file");
+	stor_close(&t);
+	assert_int_equal(stat(tmp, &st), 0); /* left alone: not ours to remove */
+	assert_int_equal(st.st_size, 7);
+	unlink(tmp);
+	tu_write_str(tu_path(victim, dir, "victim"), "precious");
+	assert_int_equal(link(victim, tmp), 0);
+	assert_int_equal(stor_create(&t, p, false, false), -1);
+	assert_err(EXIT_FAIL, "hard links");
+	stor_close(&t);
+	assert_int_equal(read_file(victim, 1 << 20, &text, &len), 0);
+	assert_string_equal(text, "precious");
+	free(text);
+	unlink(tmp);
+	/* our own stale one from a crash is reused, with mode 0600 */
+	tu_write_str(tmp, "stale");
+	assert_int_equal(chmod(tmp, 0644), 0);
+	assert_int_equal(stor_create(&t, p, false, false), 0);
+	assert_int_equal(fstat(t.fd, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_size, 0);
+	stor_close(&t);
+}
+
+/* Targets only in directories no other user can change (sticky /tmp style
+ * directories of root's excepted: there others cannot touch our names). */
+static void test_directory_writable_by_others_is_refused(void **s)
+{
+	char d[4096], p[4096];
+	struct stor_target t;
+
+	(void)s;
+	tu_path(d, dir, "pub");
+	assert_int_equal(mkdir(d, 0777), 0);
+	assert_int_equal(chmod(d, 0777), 0);
+	tu_path(p, d, "x.img");
+	err_clear();
+	assert_int_equal(stor_create(&t, p, false, false), -1);
+	assert_err(EXIT_USAGE, "writable by group or others");
+	stor_close(&t);
+	assert_int_equal(access(d, F_OK), 0);
+	assert_int_equal(chmod(d, 01777), 0);
+	assert_int_equal(stor_create(&t, p, false, false), 0);
+	stor_close(&t);
+	assert_int_equal(chmod(d, 0755), 0);
+	assert_int_equal(chown(d, 65534, 65534), 0);
+	assert_int_equal(stor_create(&t, p, false, false), -1);
+	assert_err(EXIT_USAGE, "belongs to another user");
+	stor_close(&t);
+}
+
+/* A symlinked target is followed only if it is root's or ours. */
+static void test_other_users_symlink_target_is_refused(void **s)
+{
+	char p[4096], victim[4096], *text;
+	struct stor_target t;
+	size_t len;
+
+	(void)s;
+	tu_write_str(tu_path(victim, dir, "victim2"), "precious");
+	assert_int_equal(symlink(victim, tu_path(p, dir, "link.img")), 0);
+	assert_int_equal(lchown(p, 65534, 65534), 0);
+	err_clear();
+	assert_int_equal(stor_create(&t, p, false, false), -1);
+	assert_err(EXIT_USAGE, "symbolic link of another user");
+	stor_close(&t);
+	assert_int_equal(read_file(victim, 1 << 20, &text, &len), 0);
+	assert_string_equal(text, "precious");
+	free(text);
+	assert_int_equal(lchown(p, 0, 0), 0);
+	assert_int_equal(stor_create(&t, p, false, false), 0); /* root's own link: followed */
+	assert_string_equal(t.path, victim);
+	stor_close(&t);
+	unlink(p);
+}
+
+/* Reading an image never blocks on a FIFO and refuses special files. */
+static void test_open_image_refuses_fifo_without_blocking(void **s)
+{
+	char p[4096];
+	uint64_t size;
+	int fd = -1;
+
+	(void)s;
+	assert_int_equal(mkfifo(tu_path(p, dir, "fifo.img"), 0600), 0);
+	alarm(10); /* the old code hung here in open() */
+	err_clear();
+	assert_int_equal(stor_open_image(p, &fd, &size), -1);
+	alarm(0);
+	assert_err(EXIT_USAGE, "pipe");
+	assert_int_equal(stor_open_image("/dev/null", &fd, &size), -1);
+	assert_err(EXIT_USAGE, "character device");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,6 +360,10 @@ int main(void)
 		cmocka_unit_test(test_commit_replaces_an_older_image),
 		cmocka_unit_test(test_discard_keeps_the_older_image),
 		cmocka_unit_test(test_second_create_on_same_target_is_busy),
+		cmocka_unit_test(test_foreign_or_linked_temp_file_is_refused),
+		cmocka_unit_test(test_directory_writable_by_others_is_refused),
+		cmocka_unit_test(test_open_image_refuses_fifo_without_blocking),
+		cmocka_unit_test(test_other_users_symlink_target_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
