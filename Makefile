@@ -149,7 +149,7 @@ $(THIRD_SRC): $(DL)/.fetched ;
 $(O)/target/%.o: %.c $(O)/include/config.h
 	@mkdir -p $(@D)
 	$(call say,CC,$(<:.c=.o))
-	$(Q)$(CC) $(CFLAGS) $(objflags) -MMD -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(objflags) -MMD -MP -c $< -o $@
 $(O)/target/third/%.o: $(DL)/%.c $(O)/include/config.h
 	@mkdir -p $(@D)
 	$(call say,CC,$(<:.c=.o))
@@ -157,7 +157,7 @@ $(O)/target/third/%.o: $(DL)/%.c $(O)/include/config.h
 $(HOST_O)/%.o: %.c $(O)/include/config.h
 	@mkdir -p $(@D)
 	$(call say,HOSTCC,$(<:.c=.o))
-	$(Q)$(HOSTCC) $(HOST_CFLAGS) $(objflags) -MMD -c $< -o $@
+	$(Q)$(HOSTCC) $(HOST_CFLAGS) $(objflags) -MMD -MP -c $< -o $@
 $(HOST_O)/third/%.o: $(DL)/%.c $(O)/include/config.h
 	@mkdir -p $(@D)
 	$(call say,HOSTCC,$(<:.c=.o))
@@ -223,7 +223,7 @@ FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%)
 $(FUZZ_O)/%.o: %.c $(O)/include/config.h
 	@mkdir -p $(@D)
 	$(call say,FUZZCC,$(<:.c=.o))
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(objflags) -fsanitize=fuzzer-no-link -MMD -c $< -o $@
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(objflags) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 $(FUZZ_O)/third/%.o: $(DL)/%.c $(O)/include/config.h
 	@mkdir -p $(@D)
 	$(call say,FUZZCC,$(<:.c=.o))
