@@ -19,7 +19,7 @@ const struct cmd cmd_table[] = {
 	{ "save", cmd_save,
 	  "save NAME TARGET [--format 2|3] [--parallel-channels N] [--bypass-cache] [--keep-running] [--golden] [--verbose] [--json]" },
 	{ "restore", cmd_restore,
-	  "restore TARGET [--name NAME] [--paused|--running] [--vm-file FILE] [--parallel-channels N] [--bypass-cache] [--pubkey FILE] [--verbose] [--json]" },
+	  "restore TARGET [--name NAME] [--paused|--running] [--vm-file FILE] [--parallel-channels N] [--bypass-cache] [--pubkey FILE] [--again] [--verbose] [--json]" },
 	{ "inspect", cmd_inspect, "inspect TARGET [--json]" },
 	{ "verify", cmd_verify, "verify TARGET [--pubkey FILE]" },
 	{ "keygen", cmd_keygen, "keygen PRIVATE PUBLIC" },

@@ -2,6 +2,7 @@
  * Every check runs before QEMU reads a byte; the image is opened read-only
  * and only a resume-once restore touches it, after the guest runs. */
 #include "snap.h"
+#include "consume.h"
 #include "err.h"
 #include "image.h"
 #include "instant.h"
@@ -23,11 +24,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Mark the image used, so boot-time resume never replays it. */
-static int consume(const char *path, struct img_header *h)
+/* Which images may run at all: resume restores only the VM's own image (an
+ * image of another VM at its path is refused); a resume-once image runs once
+ * (restore --again overrides that for an operator who means it). */
+static int admit(const struct conf *c, const char *image, const struct restore_opts *o,
+		 const struct img_header *h)
 {
-	h->state = IMG_CONSUMED;
-	return stor_rewrite_header(path, h) < 0 ? err_wrap("marking %s consumed", path) : 0;
+	if (o->own_image && o->name && strcmp(h->name, o->name))
+		return err_set(EXIT_REFUSED, "image %s belongs to VM '%s', not to VM '%s': refused",
+			       image, h->name, o->name);
+	return o->again ? 0 : cons_check(c, h, image);
 }
 
 /* Through the page cache, ask the kernel to read the whole stream ahead at
@@ -115,7 +121,7 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 		 struct restore_result *res)
 {
 	struct vfy_opts vo = { .pubkey = o->pubkey, .require_signature = c->require_signature,
-			       .verify_payload = c->verify_payload };
+			       .verify_payload = c->verify_payload, .allow_consumed = o->again };
 	struct vfy_result v = { 0 };
 	struct vm_def d = { 0 };
 	struct qmp q = { .fd = -1 };
@@ -132,7 +138,7 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 	memset(res, 0, sizeof(*res));
 	if (stor_open_image(image, &fd, &size) < 0)
 		return -1;
-	if (vfy_image(c, fd, size, image, &vo, &v) < 0)
+	if (vfy_image(c, fd, size, image, &vo, &v) < 0 || admit(c, image, o, &v.h) < 0)
 		goto out;
 	res->t.digest = v.digest_ms;
 	res->golden = v.h.flags & IMG_F_GOLDEN;
@@ -194,7 +200,7 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 	res->t.migrate = st.qemu_ms;
 	/* Consumed before the guest runs a single instruction: a crash in
 	 * between then costs a cold start, never a replay against moved-on disks. */
-	if (o->consume && !res->golden && consume(image, &v.h) < 0)
+	if (cons_record(c, fd, &v.h, image) < 0)
 		goto out;
 	res->running = o->running >= 0 ? o->running : (v.h.flags & IMG_F_WAS_RUNNING) != 0;
 	if (res->running && qmp_call(&q, "cont", NULL, NULL, 0, NULL) < 0)
