@@ -1,5 +1,6 @@
 # The files a golden instant pair names, under an attacker who can write image
-# files: a save over a forged header must not remove the file it names.
+# files: a save over a forged header must not remove the file it names, and
+# provision must not write over the source pair's own RAM file.
 . "$(dirname "$0")/../lib.sh"
 
 printf '[vm gold]\ninstant = yes\n' >>"$T/vmsnap.conf"
@@ -42,3 +43,17 @@ check "  ... the absolute file it named is still there (test fails before this c
 	grep -q precious "$T/victim"
 check "  ... so is the relative one beside the image (test fails before this change)" \
 	grep -q beside "$T/save/victim.ram"
+
+# 3. Provision onto the pair's own RAM file, or onto the name its copy gets.
+ram=$(ram_of "$img")
+sum=$(md5sum <"$ram")
+expect_rc "provision onto the source pair's RAM file: exit 2" 2 vs provision "$img" "$ram"
+check "  ... says why in one line (test fails before this change)" err_names "is the RAM file of image"
+check "  ... the RAM file is unchanged" test "$(md5sum <"$ram")" = "$sum"
+mkdir -p "$T/other"
+expect_rc "provision onto the name of the RAM file that goes beside it: exit 2" 2 \
+	vs provision "$img" "$T/other/$(basename "$ram")"
+check "  ... says why" err_names "has the name of the RAM file"
+check "  ... nothing was written" test -z "$(ls -A "$T/other")"
+expect_rc "the source pair still verifies" 0 vs verify "$img"
+expect_rc "provision to another directory works" 0 vs provision "$img" "$T/other/kiosk.img"
