@@ -1,6 +1,7 @@
 /* snap_restore: start QEMU from an image and resume the guest (snap.h).
  * Every check runs before QEMU reads a byte; the image is opened read-only
- * and only a resume-once restore touches it, after the guest runs. */
+ * and a resume-once image is consumed (consume.h) once QEMU has loaded it,
+ * before the guest runs. */
 #include "snap.h"
 #include "consume.h"
 #include "err.h"
