@@ -82,17 +82,19 @@ check "  ... refused as another VM's, cold-started (test fails before this chang
 	cold_started "belongs to VM 'vm2', not to VM 'vm1'" "$s"
 check "  ... vm2 was not started" test ! -e "$T/run/vm2.pid"
 
-# 5. A symlink swapped in while QEMU loads the image: the consumed state goes
-#    to the image that was verified, not to the file the link names by then.
+# 5. A symlink swapped in while QEMU loads the image at boot: the consumed
+#    state goes to the image that was verified, not to the file the link
+#    names by then.
 wait_log vm1 '^tick 3$' 60 "$s"
 vs save vm1 "$T/real.img" >/dev/null || fail "save D"
 head -c 8192 /dev/urandom >"$T/victim" && cp "$T/victim" "$T/victim.orig"
-ln -s "$T/real.img" "$T/link.img"
-vs restore "$T/link.img" >"$T/bg.out" 2>&1 &
+rm -f "$img" && ln -s "$T/real.img" "$img"
+"$VMSNAP" --config "$T/vmsnap.conf" resume >"$T/bg.out" 2>&1 &
 bgpid=$!
-wait_until 60 test -s "$T/run/vm1.pid" && ln -sfn "$T/victim" "$T/link.img"
+wait_until 60 test -s "$T/run/vm1.pid" && ln -sfn "$T/victim" "$img"
 wait_exit $bgpid 120; rc=$?
-check "restore through a symlink swapped during the load: exit 0" test "$rc" -eq 0
+check "resume through a symlink swapped during the load: exit 0, restored" \
+	bash -c "test $rc -eq 0 && grep -q 'vm1: restored from' '$T/bg.out'"
 check "  ... the file the link names now is untouched (test fails before this change)" \
 	cmp -s "$T/victim" "$T/victim.orig"
 check "  ... the verified image is the one marked consumed" test "$(state_of "$T/real.img")" = '"state":"consumed"'
