@@ -41,9 +41,9 @@ static void identity(const struct img_header *h, uint8_t id[SIG_HASH])
 static int private_dir(const struct stat *st, const char *path)
 {
 	if (!S_ISDIR(st->st_mode))
-		return err_set(EXIT_FAIL, "%s is not a directory: replay protection needs it to be one", path);
+		return err_set(EXIT_USAGE, "%s is not a directory: replay protection needs it to be one", path);
 	if (st->st_uid != geteuid() || (st->st_mode & 022))
-		return err_set(EXIT_FAIL,
+		return err_set(EXIT_USAGE,
 			       "%s is writable by other users (owner %u, mode %03o): replay protection needs a directory only root writes; chown root and chmod go-w it",
 			       path, (unsigned)st->st_uid, (unsigned)(st->st_mode & 0777));
 	return 0;

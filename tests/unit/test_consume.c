@@ -100,17 +100,17 @@ static void test_store_must_be_roots_alone(void **s)
 	assert_int_equal(cons_record(&c, fd, &h, "c.img"), 0);
 	assert_int_equal(chmod(tu_path(p, dir, "save/.consumed"), 0777), 0);
 	assert_int_equal(cons_check(&c, &h, "c.img"), -1);
-	assert_err(EXIT_FAIL, "writable by other users");
+	assert_err(EXIT_USAGE, "writable by other users");
 	assert_int_equal(chmod(p, 0700), 0);
 	assert_int_equal(chmod(tu_path(p, dir, "save"), 0775), 0);
 	assert_int_equal(cons_check(&c, &h, "c.img"), -1);
-	assert_err(EXIT_FAIL, "replay protection needs a directory only root writes");
+	assert_err(EXIT_USAGE, "replay protection needs a directory only root writes");
 	assert_int_equal(chmod(p, 0700), 0);
 	/* A symlink in place of the record directory is refused, not followed. */
 	assert_int_equal(rename(tu_path(p, dir, "save/.consumed"), tu_path(q, dir, "elsewhere")), 0);
 	assert_int_equal(symlink(q, p), 0);
 	assert_int_equal(cons_check(&c, &h, "c.img"), -1);
-	assert_err(EXIT_FAIL, "is not a directory");
+	assert_err(EXIT_USAGE, "is not a directory");
 	close(fd);
 }
 
