@@ -31,6 +31,8 @@ check "  ... and the consumption record is root's alone" \
 unconsume "$img"
 check "the forged header says complete and verifies (state and header digest are unkeyed)" \
 	bash -c "'$VMSNAP' --config '$T/vmsnap.conf' verify '$img' >/dev/null && test '$(state_of "$img")' = '\"state\":\"complete\"'"
+check "  ... but verify says restore would refuse it" \
+	bash -c "'$VMSNAP' --config '$T/vmsnap.conf' verify '$img' | grep -q '^replay: refused: .*already restored once'"
 vs stop vm1 >/dev/null
 s=$(lines vm1)
 expect_rc "resume of the forged image" 0 vs resume
