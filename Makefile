@@ -1,11 +1,23 @@
 # vmsnap: Kconfig-configured, static musl build of build/vmsnap, the test
-# guest, unit and integration tests. `make help` lists the targets.
+# guest, unit and integration tests. `make help` lists the targets. Which
+# source file is built for which feature: src/Kbuild. Short output lines
+# ("  CC      src/qmp.o"); make V=1 prints the full commands.
 
 O        := build
 DL       := dl
 KCONFIG_CONFIG ?= .config
 BOARD    ?= pc-x86_64
 export KCONFIG_CONFIG
+
+# Quiet by default: $(call say,TAG,WHAT) prints one short line, $(Q) hides
+# the command itself. V=1 prints the commands instead.
+ifeq ($(V),1)
+Q   :=
+say  = @:
+else
+Q   := @
+say  = @printf '  %-7s %s\n' '$(1)' '$(2)'
+endif
 
 # Configuration: a fresh tree gets the default board's. make remakes the
 # included .config first (see the rules below), then reads it.
@@ -24,27 +36,32 @@ endif
 STRIP    := $(CROSS_COMPILE)strip
 HOSTCC   ?= gcc
 
-VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-
 MBEDTLS_FILES := asn1parse asn1write base64 bignum bignum_core constant_time ecdsa ecp \
 	ecp_curves entropy entropy_poll hmac_drbg md oid pem pk pk_ecc pk_wrap pkparse pkwrite \
 	platform_util sha256
 THIRD_SRC := $(MBEDTLS_FILES:%=$(DL)/mbedtls/library/%.c) $(DL)/cjson/cJSON.c $(DL)/inih/ini.c
 
-# A feature switched off leaves its files out of the build (obj-$(CONFIG_X)).
-off = $(if $(filter y,$(CONFIG_$(1))),,$(2))
-SRC_OFF := $(call off,SIGNING,src/sign.c) \
-	$(call off,CONSOLE,src/cmd/console.c src/console_io.c src/console_run.c) \
-	$(call off,WATCH,src/cmd/watch.c src/cmd/resume.c src/fleet.c) \
-	$(call off,PROVISION,src/cmd/provision.c src/copy.c)
-SRC := $(filter-out $(SRC_OFF),$(wildcard src/*.c src/cmd/*.c))
-LIB_SRC := $(filter-out src/main.c src/cmd/%,$(SRC))
+# The objects, by feature: obj-y (library modules) and cmd-y (main and the
+# commands), from src/Kbuild; a feature switched off leaves its files out.
+include src/Kbuild
+LIB_SRC := $(patsubst %.o,src/%.c,$(obj-y))
+SRC := $(LIB_SRC) $(patsubst %.o,src/%.c,$(cmd-y))
+# A .c file in no list (on or off) would silently not be built: say so.
+LISTED := $(patsubst %.o,src/%.c,$(obj-y) $(obj-) $(obj-n) $(cmd-y) $(cmd-) $(cmd-n))
+UNLISTED := $(filter-out $(LISTED),$(wildcard src/*.c src/*/*.c))
+ifneq ($(UNLISTED),)
+ifneq ($(filter-out clean distclean help %config,$(or $(MAKECMDGOALS),all)),)
+$(error $(UNLISTED): in no list of src/Kbuild (add obj-y += or cmd-y +=))
+endif
+endif
+# Per-object flags (CFLAGS_x.o in src/Kbuild) for the source $<.
+objflags = $(CFLAGS_$(patsubst src/%.c,%.o,$<))
 
 INCLUDES := -I$(O)/include -Isrc -I$(DL)/mbedtls/include -I$(DL)/cjson -I$(DL)/inih
-DEFS := -D_GNU_SOURCE -DMBEDTLS_CONFIG_FILE='"vmsnap_mbedtls.h"' -DVMSNAP_VERSION='"$(VERSION)"' \
+DEFS := -D_GNU_SOURCE -DMBEDTLS_CONFIG_FILE='"vmsnap_mbedtls.h"' \
 	-DINI_HANDLER_LINENO=1 -DINI_ALLOW_MULTILINE=0 -DINI_INLINE_COMMENT_PREFIXES='"\#"' \
 	-DINI_MAX_LINE=1024 -DINI_STOP_ON_FIRST_ERROR=1
-WARN := -Wall -Wextra -Wno-unused-parameter
+WARN := -Wall -Wextra -Wshadow
 CFLAGS := -std=gnu11 -Os -ffunction-sections -fdata-sections $(WARN) $(DEFS) $(INCLUDES)
 LDFLAGS := -static -Wl,--gc-sections
 
@@ -67,10 +84,11 @@ obj   = $(patsubst %.c,$(O)/target/%.o,$(patsubst $(DL)/%,third/%,$(1)))
 hobj  = $(patsubst %.c,$(HOST_O)/%.o,$(patsubst $(DL)/%,third/%,$(1)))
 
 TARGET_OBJS := $(call obj,$(SRC) $(THIRD_SRC))
+HOST_OBJS := $(call hobj,$(SRC) $(THIRD_SRC))
 HOST_LIB_OBJS := $(call hobj,$(LIB_SRC) $(THIRD_SRC))
 
-.PHONY: all defconfig %_defconfig menuconfig savedefconfig olddefconfig size clean distclean \
-	deps check unit integration demo guest help bench rootfs fuzz fuzz-build
+.PHONY: FORCE all defconfig %_defconfig menuconfig savedefconfig olddefconfig size clean distclean \
+	deps check unit integration demo guest help bench bench-deps rootfs fuzz fuzz-build
 .DEFAULT_GOAL := all
 
 all: $(O)/vmsnap guest
@@ -87,60 +105,89 @@ endif
 
 defconfig: $(BOARD)_defconfig
 %_defconfig: board/%/defconfig
-	kconfig-conf --defconfig=$< Kconfig >/dev/null
+	$(Q)kconfig-conf --defconfig=$< Kconfig >/dev/null
 	@echo "configured for board $*"
 menuconfig:
-	kconfig-mconf Kconfig
+	$(Q)kconfig-mconf Kconfig
 olddefconfig:
-	kconfig-conf --olddefconfig Kconfig >/dev/null
+	$(Q)kconfig-conf --olddefconfig Kconfig >/dev/null
+# Written into the build directory, not the checkout (as Linux does with O=).
 savedefconfig: $(KCONFIG_CONFIG)
-	kconfig-conf --savedefconfig=defconfig Kconfig
-	@echo "wrote ./defconfig (copy it to board/<board>/defconfig)"
+	@mkdir -p $(O)
+	$(Q)kconfig-conf --savedefconfig=$(O)/defconfig Kconfig
+	@echo "wrote $(O)/defconfig (copy it to board/<board>/defconfig)"
 
 # Every object needs it, so the third-party sources (and their headers) are
 # fetched before the first compile.
-$(O)/include/config.h: $(KCONFIG_CONFIG) Kconfig scripts/kconfig-header | $(THIRD_SRC)
+$(O)/include/config.h: $(KCONFIG_CONFIG) Kconfig scripts/kconfig-header | $(DL)/.fetched
 	@mkdir -p $(@D)
-	scripts/kconfig-header Kconfig $(KCONFIG_CONFIG) > $@.tmp && mv $@.tmp $@
+	$(call say,GEN,$@)
+	$(Q)scripts/kconfig-header Kconfig $(KCONFIG_CONFIG) > $@.tmp && mv $@.tmp $@
 
-# Third-party sources are fetched, never committed.
-$(THIRD_SRC):
-	scripts/bootstrap
+# The version is looked up on every build, but the header is rewritten only
+# when it changed, so only the objects that include it (src/Kbuild) rebuild,
+# and only after a new commit or a change to the tree's dirtiness.
+$(O)/include/version.h: FORCE
+	@mkdir -p $(@D)
+	@v=$$(git describe --always --dirty 2>/dev/null || echo dev); \
+	printf '#define VMSNAP_VERSION "%s"\n' "$$v" > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; \
+		$(if $(Q),printf '  %-7s %s\n' UPD $@;) fi
+$(call obj,src/cmd/version.c) $(call hobj,src/cmd/version.c): $(O)/include/version.h
+FORCE:
+
+# Third-party sources are fetched, never committed: one stamp for all of
+# them, so that a parallel make fetches once. Only the fetch (apt-get
+# source); installing packages is scripts/bootstrap's (make deps).
+$(DL)/.fetched: scripts/fetch-sources
+	$(call say,FETCH,$(DL)/ (mbedtls cJSON inih))
+	$(Q)scripts/fetch-sources $(abspath $(DL))
+	@touch $@
+$(THIRD_SRC): $(DL)/.fetched ;
 
 $(O)/target/%.o: %.c $(O)/include/config.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -MMD -c $< -o $@
+	$(call say,CC,$(<:.c=.o))
+	$(Q)$(CC) $(CFLAGS) $(objflags) -MMD -c $< -o $@
 $(O)/target/third/%.o: $(DL)/%.c $(O)/include/config.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -w -c $< -o $@
+	$(call say,CC,$(<:.c=.o))
+	$(Q)$(CC) $(CFLAGS) -w -c $< -o $@
 $(HOST_O)/%.o: %.c $(O)/include/config.h
 	@mkdir -p $(@D)
-	$(HOSTCC) $(HOST_CFLAGS) -MMD -c $< -o $@
+	$(call say,HOSTCC,$(<:.c=.o))
+	$(Q)$(HOSTCC) $(HOST_CFLAGS) $(objflags) -MMD -c $< -o $@
 $(HOST_O)/third/%.o: $(DL)/%.c $(O)/include/config.h
 	@mkdir -p $(@D)
-	$(HOSTCC) $(HOST_CFLAGS) -w -c $< -o $@
+	$(call say,HOSTCC,$(<:.c=.o))
+	$(Q)$(HOSTCC) $(HOST_CFLAGS) -w -c $< -o $@
 
 $(O)/vmsnap.unstripped: $(TARGET_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^
 $(O)/vmsnap: $(O)/vmsnap.unstripped
-	$(STRIP) -o $@ $<
+	$(call say,STRIP,$@)
+	$(Q)$(STRIP) -o $@ $<
 
 size: $(O)/vmsnap
 	@stat -c '%s bytes  $(O)/vmsnap' $(O)/vmsnap
 
 # The host build of the vmsnap binary: for valgrind and sanitizer runs.
-$(HOST_O)/vmsnap: $(call hobj,$(SRC) $(THIRD_SRC))
-	$(HOSTCC) $(HOST_LDFLAGS) -pthread -o $@ $^
+$(HOST_O)/vmsnap: $(HOST_OBJS)
+	$(call say,HOSTLD,$@)
+	$(Q)$(HOSTCC) $(HOST_LDFLAGS) -pthread -o $@ $^
 
 guest:
 	@$(MAKE) -s --no-print-directory -C tests/guest O=$(abspath $(O)/guest) CC=$(HOSTCC)
 
 # Unit tests: host compiler, cmocka, one binary per tests/unit/test_*.c.
-UNIT_SRC := $(filter-out $(call off,CONSOLE,tests/unit/test_console_io.c),$(wildcard tests/unit/test_*.c))
+UNIT_OFF := $(if $(filter y,$(CONFIG_CONSOLE)),,tests/unit/test_console_io.c)
+UNIT_SRC := $(filter-out $(UNIT_OFF),$(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(UNIT_O)/%,$(UNIT_SRC))
 $(UNIT_O)/%: tests/unit/%.c tests/unit/helpers.h $(HOST_LIB_OBJS)
 	@mkdir -p $(@D)
-	$(HOSTCC) $(HOST_CFLAGS) $(HOST_LDFLAGS) -Itests/unit -o $@ $< $(HOST_LIB_OBJS) -lcmocka -pthread
+	$(call say,HOSTLD,$@)
+	$(Q)$(HOSTCC) $(HOST_CFLAGS) $(HOST_LDFLAGS) -Itests/unit -o $@ $< $(HOST_LIB_OBJS) -lcmocka -pthread
 
 deps:
 	@scripts/bootstrap
@@ -174,12 +221,15 @@ FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%)
 # Coverage for our code and the parsers (cJSON, inih); mbedtls only checked.
 $(FUZZ_O)/%.o: %.c $(O)/include/config.h
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -c $< -o $@
+	$(call say,FUZZCC,$(<:.c=.o))
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(objflags) -fsanitize=fuzzer-no-link -MMD -c $< -o $@
 $(FUZZ_O)/third/%.o: $(DL)/%.c $(O)/include/config.h
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(if $(findstring mbedtls,$<),,-fsanitize=fuzzer-no-link) -w -c $< -o $@
+	$(call say,FUZZCC,$(<:.c=.o))
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(if $(findstring mbedtls,$<),,-fsanitize=fuzzer-no-link) -w -c $< -o $@
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) -pthread
+	$(call say,FUZZLD,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) -pthread
 
 # Objects only a pattern rule names are intermediate to make: keep them, so
 # that a second `make fuzz` does not rebuild them all.
@@ -198,30 +248,44 @@ demo: deps
 # rootfs-overlay/, then the board's overlay; a post-build.sh runs last.
 BOARD_NAME := $(call unquote,$(CONFIG_BOARD))
 rootfs: $(O)/vmsnap
-	rm -rf $(O)/rootfs && mkdir -p $(O)/rootfs/usr/bin
-	cp $(O)/vmsnap $(O)/rootfs/usr/bin/vmsnap
-	cp -a rootfs-overlay/. $(O)/rootfs/
-	if [ -d board/$(BOARD_NAME)/overlay ]; then cp -a board/$(BOARD_NAME)/overlay/. $(O)/rootfs/; fi
-	find $(O)/rootfs -name .keep -delete
-	rm -f $(O)/rootfs/README.md
-	if [ -x board/$(BOARD_NAME)/post-build.sh ]; then board/$(BOARD_NAME)/post-build.sh $(O)/rootfs; fi
-	tar -C $(O)/rootfs --owner=0 --group=0 -czf $(O)/vmsnap-rootfs-$(BOARD_NAME).tar.gz .
+	$(call say,ROOTFS,$(O)/rootfs)
+	$(Q)rm -rf $(O)/rootfs && mkdir -p $(O)/rootfs/usr/bin
+	$(Q)cp $(O)/vmsnap $(O)/rootfs/usr/bin/vmsnap
+	$(Q)cp -a rootfs-overlay/. $(O)/rootfs/
+	$(Q)if [ -d board/$(BOARD_NAME)/overlay ]; then cp -a board/$(BOARD_NAME)/overlay/. $(O)/rootfs/; fi
+	$(Q)find $(O)/rootfs -name .keep -delete
+	$(Q)rm -f $(O)/rootfs/README.md
+	$(Q)if [ -x board/$(BOARD_NAME)/post-build.sh ]; then board/$(BOARD_NAME)/post-build.sh $(O)/rootfs; fi
+	$(call say,TAR,$(O)/vmsnap-rootfs-$(BOARD_NAME).tar.gz)
+	$(Q)tar -C $(O)/rootfs --owner=0 --group=0 -czf $(O)/vmsnap-rootfs-$(BOARD_NAME).tar.gz .
 	@echo "staged $(O)/rootfs and $(O)/vmsnap-rootfs-$(BOARD_NAME).tar.gz for board $(BOARD_NAME)"
 
 # Benchmark: save/restore speed against QEMU by hand and the disk's limit.
-bench: deps
+# libvirt for the virsh baseline: a bench-only dependency (make check never
+# needs it; without it the report says the virsh rows were skipped). Debian 12's
+# libvirt 9.0; the backports' 11.x (sparse format, parallel channels) would
+# upgrade systemd, which a benchmark has no business doing.
+bench-deps:
+	@command -v virsh >/dev/null && command -v libvirtd >/dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients >/dev/null || \
+		echo "bench: libvirt could not be installed: the report will say so"
+
+bench: deps bench-deps
 	@$(MAKE) --no-print-directory all
 	@bench/run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(O)
+	$(call say,CLEAN,$(O))
+	$(Q)rm -rf $(O)
 distclean: clean
-	rm -rf $(DL) $(KCONFIG_CONFIG) $(KCONFIG_CONFIG).old
+	$(call say,CLEAN,$(DL) $(KCONFIG_CONFIG))
+	$(Q)rm -rf $(DL) $(KCONFIG_CONFIG) $(KCONFIG_CONFIG).old
 
 help:
 	@echo "make [all]            build $(O)/vmsnap (static, musl) and the test guest"
 	@echo "make defconfig        configure for board/$(BOARD) (or make <board>_defconfig)"
-	@echo "make menuconfig       change the configuration; make savedefconfig to keep it"
+	@echo "make menuconfig       change the configuration; make savedefconfig writes $(O)/defconfig"
 	@echo "make size             print the binary size"
 	@echo "make rootfs           stage $(O)/rootfs and a tarball (binary + overlays) for the board"
 	@echo "make check            install missing dependencies, build, run all tests (SANITIZE=1: ASan+UBSan)"
@@ -229,5 +293,6 @@ help:
 	@echo "make demo             save and restore the built-in test VM"
 	@echo "make bench            benchmark (BENCH_ARGS='--sizes 1G,4G --reps 3'), writes bench/RESULTS.md"
 	@echo "make clean|distclean  remove build outputs (and fetched sources, .config)"
+	@echo "make V=1 ...          print full commands instead of short lines"
 
--include $(TARGET_OBJS:.o=.d) $(HOST_LIB_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d)
+-include $(TARGET_OBJS:.o=.d) $(HOST_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d)

@@ -274,9 +274,9 @@ out:
 		    inst_resolve(&s.h, s.t.path, s.old_ram, sizeof(s.old_ram)) == 0)
 			unlink(s.old_ram); /* the link this save made */
 	} else if (s.old_ram[0]) {
-		struct stat st;
+		struct stat old;
 		/* The replaced golden image's RAM file, unless it is this one. */
-		if (stat(s.old_ram, &st) == 0 && (uint64_t)st.st_ino != s.h.ram_ino)
+		if (stat(s.old_ram, &old) == 0 && (uint64_t)old.st_ino != s.h.ram_ino)
 			unlink(s.old_ram);
 	}
 	stor_close(&s.t);

@@ -23,6 +23,16 @@
 #define MBEDTLS_ENTROPY_C
 #define MBEDTLS_ENTROPY_FORCE_SHA256
 
+/* SHA-256 blocks on the CPU's SHA instructions when it has them (checked at
+ * run time), mbedtls's C code otherwise; see src/sha256_accel.c.
+ * CONFIG_SHA256_PORTABLE leaves only the C code. */
+#include "config.h"
+#if !CONFIG_SHA256_PORTABLE && defined(__x86_64__)
+#define MBEDTLS_SHA256_PROCESS_ALT
+#elif !CONFIG_SHA256_PORTABLE && defined(__aarch64__)
+#define MBEDTLS_SHA256_USE_ARMV8_A_CRYPTO_IF_PRESENT
+#endif
+
 /* Keys: PKCS#8/SEC1 private keys and SubjectPublicKeyInfo, in PEM. */
 #define MBEDTLS_ASN1_PARSE_C
 #define MBEDTLS_ASN1_WRITE_C

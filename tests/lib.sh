@@ -49,8 +49,24 @@ expect_rc() {
 	if [ "$rc" = "$want" ]; then pass "$name"; else
 		fail "$name" "exit $rc, wanted $want: $*" "stderr: $(head -c 400 "$T/err")"; fi
 }
-# One-line error that names what is wrong.
+# One-line error that names what is wrong (a pattern, for messages with
+# sizes or times in them); err_is: exactly this line (preferred).
 err_names() { [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -- "$1" "$T/err"; }
+err_is() {
+	[ "$(wc -l <"$T/err")" -eq 1 ] && [ "$(cat "$T/err")" = "$1" ] && return 0
+	echo "#   stderr: $(head -c 400 "$T/err")" >&2
+	return 1
+}
+# inspect_has IMAGE PATTERN...: `inspect --json IMAGE` matches every grep PATTERN.
+inspect_has() {
+	local img=$1 json p; shift
+	json=$(vs inspect --json "$img") || { echo "#   inspect --json $img failed" >&2; return 1; }
+	for p in "$@"; do
+		grep -q -- "$p" <<<"$json" && continue
+		echo "#   no '$p' in: $(head -c 400 <<<"$json")" >&2
+		return 1
+	done
+}
 
 # --- the test guest --------------------------------------------------------
 # define_guest NAME MEM [SEED] [FILL%]
@@ -178,10 +194,11 @@ else:
     sys.exit("cachestat %s: %s" % (sys.argv[1], os.strerror(ctypes.get_errno())))
 PY
 }
-# wait_until SECONDS CMD...: retry CMD until it succeeds.
+# wait_until SECONDS CMD...: retry CMD until it succeeds, every WAIT_STEP
+# seconds (0.1; WAIT_STEP=0.01 wait_until ... where a moment matters).
 wait_until() {
 	local deadline=$((SECONDS + $1)); shift
-	until "$@"; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.1; done
+	until "$@"; do [ $SECONDS -lt $deadline ] || return 1; sleep "${WAIT_STEP:-0.1}"; done
 }
 # start_watch OUT: `vmsnap watch` in the background, its output in OUT, its
 # pid in $wpid; returns once it watches. OUT goes first: the child truncates

@@ -2,6 +2,7 @@
 #include "cmd.h"
 #include "err.h"
 #include "config.h"
+#include "sha256_accel.h"
 
 #include <stdio.h>
 
@@ -20,5 +21,6 @@ int cmd_version(struct conf *c, int argc, char **argv)
 	printf("vmsnap %s (mbedtls %s; signing %s, direct-io %s, max channels %d)\n", VMSNAP_VERSION,
 	       MBEDTLS_VERSION_STRING, IS_ENABLED(CONFIG_SIGNING) ? "on" : "off",
 	       IS_ENABLED(CONFIG_DIRECT_IO) ? "on" : "off", CONFIG_MAX_CHANNELS);
+	printf("sha256: %s\n", sha_impl_name());
 	return EXIT_OK;
 }

@@ -50,30 +50,37 @@ good_def=$(grep -v '^-name' "$T/vms/lit.vm")
 cp "$T/save/lit.img" "$T/good.img"
 put_hex "$T/good.img" 16 444f4e45 # lit.img was restored (consumed): the forger says "DONE"
 forge "$T/good.img" "$good_def" || fail "forging the control image"
-refused() { # LABEL WANT EXTRA_LINE
+# The extra line comes after the harmless definition: its line number.
+evil_line=$(( $(printf '%s\n' "$good_def" | wc -l) + 1 ))
+manages="is not allowed: vmsnap manages it"
+qmp_sock="names a QMP socket (*.qmp): only vmsnap talks to QEMU's monitors"
+in_run="names a file in run_dir $T/run, where vmsnap keeps each VM's QMP socket, pidfile and lock"
+refused() { # LABEL MESSAGE EXTRA_LINE
 	cp "$T/good.img" "$T/evil.img"
 	forge "$T/evil.img" "$good_def
 $3
 "
 	expect_rc "forged image, $1: restore exit 3" 3 vs restore "$T/evil.img" --name evil
-	check "  ... says: $2" err_names "$2"
+	check "  ... says: ${2%% is not*}" err_is "vmsnap: restore: image $T/evil.img definition:$evil_line: $2"
 	check "  ... verify accepts it (the refusal is the definition's, not a digest's)" \
 		quiet vs verify "$T/evil.img"
 	check "  ... no QEMU started" no_qemu
 }
-refused "-incoming" "option -incoming is not allowed" "-incoming tcp:127.0.0.1:4444"
-refused "-qmp" "option -qmp is not allowed" "-qmp unix:$T/evil.sock,server=on,wait=off"
-refused "-daemonize" "option -daemonize is not allowed" "-daemonize"
-refused "-monitor" "option -monitor is not allowed" "-monitor unix:$T/mon.sock,server=on,wait=off"
-refused "-mon" "option -mon is not allowed" "-mon chardev=ser0,mode=control"
-refused "-readconfig" "option -readconfig is not allowed" "-readconfig $T/evil.cfg"
-refused "-chardev to another VM's QMP socket" "names a QMP socket" \
+refused "-incoming" "option -incoming $manages" "-incoming tcp:127.0.0.1:4444"
+refused "-qmp" "option -qmp $manages" "-qmp unix:$T/evil.sock,server=on,wait=off"
+refused "-daemonize" "option -daemonize $manages" "-daemonize"
+refused "-monitor" "option -monitor $manages" "-monitor unix:$T/mon.sock,server=on,wait=off"
+refused "-mon" "option -mon $manages" "-mon chardev=ser0,mode=control"
+refused "-readconfig" "option -readconfig $manages" "-readconfig $T/evil.cfg"
+refused "-chardev to another VM's QMP socket" \
+	"option -chardev 'socket,id=evil,path=$T/run/vm2.qmp' $qmp_sock" \
 	"-chardev socket,id=evil,path=$T/run/vm2.qmp"
-refused "-chardev into run_dir" "names a file in run_dir" \
+refused "-chardev into run_dir" "option -chardev 'socket,id=evil,path=$T/run/../run/x.sock' $in_run" \
 	"-chardev socket,id=evil,path=$T/run/../run/x.sock"
-refused "-chardev file over another VM's pidfile" "names a file in run_dir" \
+refused "-chardev file over another VM's pidfile" "option -chardev 'file,id=evil,path=$T/run/vm2.pid' $in_run" \
 	"-chardev file,id=evil,path=$T/run/vm2.pid"
-refused "a *.qmp socket outside run_dir" "names a QMP socket" "-serial unix:/tmp/other.qmp"
+refused "a *.qmp socket outside run_dir" "option -serial 'unix:/tmp/other.qmp' $qmp_sock" \
+	"-serial unix:/tmp/other.qmp"
 
 # The control: the forged image with the harmless definition restores.
 vs stop lit >/dev/null 2>&1
@@ -91,7 +98,7 @@ expect_rc "a signed image for the padding test" 0 vs restore "$T/good.img" --nam
 expect_rc "  ... saved signed" 0 "$VMSNAP" --config "$T/signed.conf" save pad "$T/signed.img"
 cp "$T/signed.img" "$T/pad.img" && put_hex "$T/pad.img" 338 5a && rehash_header "$T/pad.img"
 expect_rc "signed image, padding byte set and header digest forged: verify exit 3" 3 vs verify "$T/pad.img"
-check "  ... names the reserved bytes" err_names "reserved"
+check "  ... names the reserved bytes" err_is "vmsnap: verify: image $T/pad.img: header field reserved is not zero"
 expect_rc "  ... restore exit 3" 3 vs restore "$T/pad.img"
 check "  ... no QEMU started" no_qemu
 expect_rc "the unchanged signed image verifies" 0 vs verify "$T/signed.img"

@@ -25,13 +25,13 @@ before=$(last_tick vm1)
 check "stop: exit 0" rc_script stop
 check "  ... the watcher is gone" wait_until 10 not kill -0 "$wpid" 2>/dev/null
 check "  ... vm1 saved, image complete" \
-	bash -c "'$VMSNAP' inspect --json '$R/var/lib/vmsnap/vm1.img' | grep -q '\"state\":\"complete\"'"
+	inspect_has "$R/var/lib/vmsnap/vm1.img" '"state":"complete"'
 check "  ... QEMU gone" not pgrep -f "$R/run/vmsnap/vm1"
 skip=$(lines vm1)
 check "start again: exit 0" rc_script start
 check "  ... restores vm1 from its image" grep -q "vm1: restored from" "$T/rc.out"
 check "  ... the guest continues (was at $before)" ticks_continue vm1 "$before" "$skip"
 check "  ... and its image is consumed" \
-	bash -c "'$VMSNAP' inspect --json '$R/var/lib/vmsnap/vm1.img' | grep -q '\"state\":\"consumed\"'"
+	inspect_has "$R/var/lib/vmsnap/vm1.img" '"state":"consumed"'
 check "stop again: exit 0" rc_script stop
 check "usage error: exit 2" bash -c "'$R/etc/init.d/S95vmsnap' frob 2>/dev/null; test \$? -eq 2"

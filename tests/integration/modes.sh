@@ -40,7 +40,8 @@ mkdir -p "$T/trusted" && chmod 755 "$T/trusted" && cp "$T/k.pub.pem" "$T/trusted
 expect_rc "verify with trusted_keys 0755" 0 vs verify "$T/save/v2.img"
 chmod 777 "$T/trusted"
 expect_rc "trusted_keys writable by others: verify exit 3" 3 vs verify "$T/save/v2.img"
-check "  ... says so" err_names "writable by others"
+check "  ... says so" \
+	err_is "vmsnap: verify: image $T/save/v2.img: trusted_keys directory $T/trusted is writable by others: fix its mode"
 expect_rc "trusted_keys writable by others: restore exit 3" 3 vs restore "$T/save/v2.img" --name vm2
 check "  ... no QEMU started" test ! -e "$R/vm2.pid"
 chmod 755 "$T/trusted"

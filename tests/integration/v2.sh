@@ -11,7 +11,7 @@ round_trip() {
 	expect_rc "$label: save" 0 vs save vm1 "$target" "$@"
 	check "$label: QEMU is gone after the save" test -z "$(vs list | awk '$1 == "vm1" && $3 != 0')"
 	check "$label: inspect shows a complete v2 image" \
-		bash -c "'$VMSNAP' --config '$T/vmsnap.conf' inspect --json '$target' | grep -q '\"version\":2,\"state\":\"complete\"'"
+		inspect_has "$target" '"version":2,"state":"complete"'
 	skip=$(lines vm1)
 	expect_rc "$label: restore" 0 vs restore "$target" "$@"
 	check "$label: ticks continue after restore (were at $before)" ticks_continue vm1 "$before" "$skip"

@@ -14,7 +14,7 @@ expect_rc "v3 save with default channels" 0 vs --verbose save vm1 "$T/save/a.img
 check "QEMU's own parameters showed multifd-channels=$cpus (usable CPUs)" \
 	grep -q "QEMU migrate parameters: multifd-channels=$cpus " "$T/err"
 check "inspect shows v3 and $cpus channels" \
-	bash -c "'$VMSNAP' --config '$T/vmsnap.conf' inspect --json '$T/save/a.img' | grep -q '\"version\":3,.*\"channels\":$cpus,'"
+	inspect_has "$T/save/a.img" '"version":3,' "\"channels\":$cpus,"
 disk=$(( $(stat -c %b "$T/save/a.img") * 512 )) logical=$(stat -c %s "$T/save/a.img")
 check "the image is sparse: $((disk >> 20)) MiB on disk for $((logical >> 20)) MiB logical, 512 MiB RAM half filled" \
 	test $disk -lt $((320 << 20)) -a $logical -gt $((512 << 20))
@@ -39,7 +39,7 @@ before=$(last_tick vm1)
 expect_rc "v3 --bypass-cache save on ext4" 0 vs --verbose save vm1 "$ext/d.img" --format 3 --bypass-cache
 check "QEMU showed direct-io=on" grep -q "direct-io=on" "$T/err"
 check "QEMU's fdset held both fds (buffered and O_DIRECT)" grep -qE "QEMU fdset [0-9]+ holds 2 fds" "$T/err"
-check "inspect shows direct_io" bash -c "'$VMSNAP' --config '$T/vmsnap.conf' inspect --json '$ext/d.img' | grep -q '\"direct_io\":true'"
+check "inspect shows direct_io" inspect_has "$ext/d.img" '"direct_io":true'
 skip=$(lines vm1)
 expect_rc "restore with --bypass-cache" 0 vs --verbose restore "$ext/d.img" --bypass-cache
 check "restore --bypass-cache: QEMU's fdset held 2 fds" grep -qE "QEMU fdset [0-9]+ holds 2 fds" "$T/err"
@@ -77,6 +77,6 @@ expect_rc "v3 to a character device: exit 2" 2 vs save vm1 /dev/null --format 3
 check "  ... says character device" err_names "character device"
 echo "save_image_version = 3" >>"$T/vmsnap.conf"
 expect_rc "save_image_version = 3 in the config selects v3" 0 vs save vm1 "$T/save/cfg.img"
-check "  ... inspect says version 3" bash -c "'$VMSNAP' --config '$T/vmsnap.conf' inspect --json '$T/save/cfg.img' | grep -q '\"version\":3'"
+check "  ... inspect says version 3" inspect_has "$T/save/cfg.img" '"version":3,'
 expect_rc "  ... restores" 0 vs restore "$T/save/cfg.img"
 check "RAM checks out at the end" guest_selfcheck vm1
