@@ -57,7 +57,8 @@ struct restore_opts {
 	unsigned channels;    /* v3; 0: one per usable CPU */
 	bool bypass_cache;
 	bool insisted;
-	bool consume;         /* resume-once: mark the image used afterwards */
+	bool own_image;       /* resume: the image must be VM name's own (header name) */
+	bool again;           /* restore --again: a consumed or older resume-once image too */
 	bool progress;
 };
 

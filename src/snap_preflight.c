@@ -3,8 +3,10 @@
 #include "snap_save.h"
 #include "err.h"
 #include "instant.h"
+#include "log.h"
 #include "mig.h"
 #include "sign.h"
+#include "storage.h"
 #include "util.h"
 #include "verify.h"
 
@@ -19,16 +21,49 @@
 /* Room beyond RAM a v2 stream may need: page headers and device state. */
 #define V2_OVERHEAD(ram) ((ram) / 256 + (16u << 20))
 
+/* A RAM file name the way inst_reference makes them for the image at path:
+ * "<image name>.<hex>-<hex>.ram", beside it. Nothing else is ever removed. */
+static bool own_link_name(const char *ram_path, const char *path)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t n = strlen(base), l = strlen(ram_path);
+	const char *p = ram_path + n + 1;
+
+	if (strncmp(ram_path, base, n) || ram_path[n] != '.' || l < n + 8 ||
+	    strcmp(ram_path + l - 4, ".ram"))
+		return false;
+	for (int dash = 0; p < ram_path + l - 4; p++)
+		if (*p == '-' ? dash++ : !strchr("0123456789abcdef", *p))
+			return false;
+	return true;
+}
+
 /* The RAM file of a golden instant image already at the target, to remove
- * once the new image has replaced it. */
+ * once the new image has replaced it: only a link this vmsnap made beside it,
+ * and only when the header names it under a signature a trusted key made
+ * (whoever can write the target could otherwise name any file). */
 void snap_save_note_old_ram(struct save *s, const char *target)
 {
-	struct img_header h;
+	struct vfy_opts vo = { .require_signature = true, .allow_consumed = true };
+	struct vfy_result v;
+	char real[PATH_MAX];
+	uint64_t size;
+	int fd;
 
 	s->old_ram[0] = 0;
-	if (vfy_peek(target, &h) == 1 && h.version == IMG_VERSION_INSTANT &&
-	    (h.flags & IMG_F_GOLDEN) && inst_resolve(&h, target, s->old_ram, sizeof(s->old_ram)) < 0)
-		s->old_ram[0] = 0;
+	if (!realpath(target, real) || stor_open_image(real, &fd, &size) < 0) {
+		err_clear();
+		return;
+	}
+	if (vfy_image(s->c, fd, size, real, &vo, &v) == 0) {
+		if (v.h.version == IMG_VERSION_INSTANT && (v.h.flags & IMG_F_GOLDEN) && own_link_name(v.h.ram_path, real))
+			str_copy(s->old_ram, sizeof(s->old_ram), v.ram_path);
+		vfy_free(&v);
+	} else if (access(real, F_OK) == 0) {
+		log_debug("%s: %s; its RAM file, if any, is left alone", real, err_msg());
+	}
+	err_clear();
+	close(fd);
 }
 
 /* What QEMU tells about the VM before anything changes. */

@@ -1,7 +1,9 @@
 /* snap_restore: start QEMU from an image and resume the guest (snap.h).
  * Every check runs before QEMU reads a byte; the image is opened read-only
- * and only a resume-once restore touches it, after the guest runs. */
+ * and a resume-once image is consumed (consume.h) once QEMU has loaded it,
+ * before the guest runs. */
 #include "snap.h"
+#include "consume.h"
 #include "err.h"
 #include "image.h"
 #include "instant.h"
@@ -24,11 +26,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Mark the image used, so boot-time resume never replays it. */
-static int consume(const char *path, struct img_header *h)
+/* Which images may run at all: resume restores only the VM's own image (an
+ * image of another VM at its path is refused); a resume-once image runs once
+ * (restore --again overrides that for an operator who means it). */
+static int admit(const struct conf *c, const char *image, const struct restore_opts *o,
+		 const struct img_header *h)
 {
-	h->state = IMG_CONSUMED;
-	return stor_rewrite_header(path, h) < 0 ? err_wrap("marking %s consumed", path) : 0;
+	if (o->own_image && o->name && strcmp(h->name, o->name))
+		return err_set(EXIT_REFUSED, "image %s belongs to VM '%s', not to VM '%s': refused",
+			       image, h->name, o->name);
+	return o->again ? 0 : cons_check(c, h, image);
 }
 
 /* Through the page cache, ask the kernel to read the whole stream ahead at
@@ -233,7 +240,7 @@ static int resume_guest(struct restore *r)
 	res->t.migrate = st.qemu_ms;
 	/* Consumed before the guest runs a single instruction: a crash in
 	 * between then costs a cold start, never a replay against moved-on disks. */
-	if (o->consume && !res->golden && consume(r->image, h) < 0)
+	if (cons_record(r->c, r->fd, h, r->image) < 0)
 		return -1;
 	res->running = o->running >= 0 ? o->running : (h->flags & IMG_F_WAS_RUNNING) != 0;
 	if (res->running && qmp_call(&r->q, "cont", NULL, NULL, 0, NULL) < 0)
@@ -246,9 +253,10 @@ static int restore_steps(struct restore *r, uint64_t size)
 {
 	const struct restore_opts *o = r->o;
 	struct vfy_opts vo = { .pubkey = o->pubkey, .require_signature = r->c->require_signature,
-			       .verify_payload = r->c->verify_payload };
+			       .verify_payload = r->c->verify_payload, .allow_consumed = o->again };
 
-	if (vfy_image(r->c, r->fd, size, r->image, &vo, &r->v) < 0)
+	if (vfy_image(r->c, r->fd, size, r->image, &vo, &r->v) < 0 ||
+	    admit(r->c, r->image, o, &r->v.h) < 0)
 		return -1;
 	r->res->t.digest = r->v.digest_ms;
 	note_digest(&r->v, r->res);

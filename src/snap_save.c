@@ -2,6 +2,7 @@
  * stopped after every check that can refuse has passed; from then on any
  * failure puts it back as it was and leaves no image claiming completion. */
 #include "snap_save.h"
+#include "consume.h"
 #include "err.h"
 #include "image.h"
 #include "instant.h"
@@ -226,7 +227,7 @@ static void header_init(struct save *s)
 
 	s->h.version = (uint32_t)o->version;
 	s->h.state = IMG_PARTIAL;
-	s->h.created = (uint64_t)time(NULL);
+	s->h.created = cons_created(s->c, s->name, (uint64_t)time(NULL));
 	s->h.def_offset = IMG_HEADER_SIZE;
 	s->h.def_length = s->def_len;
 	s->h.stream_offset = img_stream_offset(s->def_len);

@@ -58,6 +58,28 @@ static void catch_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+/* A golden pair is two files: TARGET must be neither the source's RAM file
+ * (the copy would replace it) nor the name its own RAM file gets beside it. */
+static int pair_overlap(const struct prov *p, const struct img_header *h)
+{
+	char ram[4200], own[4200];
+	struct stat rs, ts;
+
+	if (inst_resolve(h, p->src, ram, sizeof(ram)) < 0 ||
+	    path_beside(own, sizeof(own), p->dst, h->ram_path) < 0)
+		return err_set(EXIT_USAGE, "target %s: path too long", p->dst);
+	if (stat(ram, &rs) == 0 && stat(p->dst, &ts) == 0 && rs.st_dev == ts.st_dev &&
+	    rs.st_ino == ts.st_ino)
+		return err_set(EXIT_USAGE,
+			       "target %s is the RAM file of image %s: provision to another file or device",
+			       p->dst, p->src);
+	if (!strcmp(own, p->dst))
+		return err_set(EXIT_USAGE,
+			       "target %s has the name of the RAM file that goes beside it: choose another name",
+			       p->dst);
+	return 0;
+}
+
 /* Refusals that need no more than the header: before the long source check. */
 static int check_target(struct prov *p, const struct img_header *h)
 {
@@ -76,6 +98,8 @@ static int check_target(struct prov *p, const struct img_header *h)
 				 : ss.st_dev == ts.st_dev && ss.st_ino == ts.st_ino))
 		return err_set(EXIT_USAGE, "target %s is the image %s itself: provision to another file or device",
 			       p->dst, p->src);
+	if (h->version == 4 && pair_overlap(p, h) < 0)
+		return -1;
 	if (p->kind == STOR_BLK && cap < p->end)
 		return err_set(EXIT_USAGE,
 			       "target %s holds %llu bytes (%s), but image %s is %llu bytes (%s): use a larger device",

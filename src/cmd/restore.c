@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-enum { O_NAME = 1, O_PAUSED, O_RUNNING, O_VMFILE, O_CHANNELS, O_BYPASS, O_PUBKEY, O_JSON, O_VERBOSE };
+enum { O_NAME = 1, O_PAUSED, O_RUNNING, O_VMFILE, O_CHANNELS, O_BYPASS, O_PUBKEY, O_JSON, O_VERBOSE, O_AGAIN };
 
 static void report(const char *image, const struct restore_result *r, bool json)
 {
@@ -45,6 +45,7 @@ int cmd_restore(struct conf *c, int argc, char **argv)
 		{ "pubkey", required_argument, 0, O_PUBKEY },
 		{ "json", no_argument, 0, O_JSON },
 		{ "verbose", no_argument, 0, O_VERBOSE },
+		{ "again", no_argument, 0, O_AGAIN },
 		{ 0 },
 	};
 	struct restore_opts o = { .running = -1, .channels = c->channels,
@@ -67,6 +68,7 @@ int cmd_restore(struct conf *c, int argc, char **argv)
 		case O_BYPASS: o.bypass_cache = o.insisted = true; break;
 		case O_PUBKEY: o.pubkey = optarg; break;
 		case O_JSON: json = true; break;
+		case O_AGAIN: o.again = true; break;
 		case 'v': case O_VERBOSE: log_verbose++; break;
 		default: return cmd_usage(cmd_restore_usage);
 		}

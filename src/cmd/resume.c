@@ -47,7 +47,7 @@ static void retire(const char *path, char *why, size_t size)
 
 static int resume_job(const struct conf *c, const char *name, char *msg, size_t size, void *arg)
 {
-	struct restore_opts o = { .running = -1, .channels = c->channels, .consume = true,
+	struct restore_opts o = { .running = -1, .channels = c->channels, .own_image = true,
 				  .bypass_cache = c->bypass_cache };
 	struct restore_result r;
 	struct conf_vm vm;

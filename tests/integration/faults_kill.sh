@@ -169,7 +169,8 @@ qemu_killed_save "QEMU killed in a save to a block device" "$dev"
 check "  ... the device's header says in progress" test "$(state "$dev")" = partial
 
 # Restore: the image is opened read-only and consumed only after QEMU has it.
-bg qr restore "$F"
+# $F ran once already (the final restore above): --again, as an operator would.
+bg qr restore "$F" --again
 q=$(wait_pidfile vm1 30) && wait_io "$q" rchar $((300 << 20)) 30 && kill -9 "$q"
 bg_wait
 check "QEMU killed in a restore: exit 1" test "$BG_RC" = 1
@@ -178,7 +179,7 @@ check "  ... one line saying QEMU exited during the migration" \
 check "  ... the image is untouched (md5)" test "$(md5sum <"$F")" = "$good"
 check "  ... no QEMU of the restore is left" is_gone vm1
 skip=$(lines vm1)
-expect_rc "  ... a second restore of the same image works" 0 vs restore "$F"
+expect_rc "  ... a second restore of the same image works" 0 vs restore "$F" --again
 check "  ... the guest counts on (ticks were at $before)" ticks_continue vm1 "$before" "$skip"
 check "  ... its RAM checks out" guest_selfcheck vm1
 

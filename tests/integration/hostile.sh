@@ -48,6 +48,7 @@ forge() {
 }
 good_def=$(grep -v '^-name' "$T/vms/lit.vm")
 cp "$T/save/lit.img" "$T/good.img"
+put_hex "$T/good.img" 16 444f4e45 # lit.img was restored (consumed): the forger says "DONE"
 forge "$T/good.img" "$good_def" || fail "forging the control image"
 # The extra line comes after the harmless definition: its line number.
 evil_line=$(( $(printf '%s\n' "$good_def" | wc -l) + 1 ))
@@ -107,7 +108,7 @@ vs stop ctl >/dev/null
 mkdir -p "$T/trusted" && chmod 755 "$T/trusted"
 vs keygen "$T/k.pem" "$T/trusted/k.pem" >/dev/null
 cp "$T/vmsnap.conf" "$T/signed.conf" && echo "sign_key = $T/k.pem" >>"$T/signed.conf"
-expect_rc "a signed image for the padding test" 0 vs restore "$T/good.img" --name pad
+expect_rc "a signed image for the padding test" 0 vs restore "$T/good.img" --name pad --again
 expect_rc "  ... saved signed" 0 "$VMSNAP" --config "$T/signed.conf" save pad "$T/signed.img"
 cp "$T/signed.img" "$T/pad.img" && put_hex "$T/pad.img" 338 5a && rehash_header "$T/pad.img"
 expect_rc "signed image, padding byte set and header digest forged: verify exit 3" 3 vs verify "$T/pad.img"
