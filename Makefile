@@ -89,7 +89,7 @@ HOST_OBJS := $(call hobj,$(SRC) $(THIRD_SRC))
 HOST_LIB_OBJS := $(call hobj,$(LIB_SRC) $(THIRD_SRC))
 
 .PHONY: FORCE all defconfig %_defconfig menuconfig savedefconfig olddefconfig size clean distclean \
-	deps check unit integration demo guest help bench bench-deps rootfs fuzz fuzz-build
+	deps check unit integration demo guest linux-guest help bench bench-deps rootfs fuzz fuzz-build
 .DEFAULT_GOAL := all
 
 all: $(O)/vmsnap guest
@@ -181,6 +181,12 @@ $(HOST_O)/vmsnap: $(HOST_OBJS)
 guest:
 	@$(MAKE) -s --no-print-directory -C tests/guest O=$(abspath $(O)/guest) CC=$(HOSTCC)
 
+# The real Linux test guest: Debian's kernel (scripts/fetch-kernel, cached in
+# /var/cache/vmsnap) and a BusyBox initramfs, in $(O)/linux. The script
+# rebuilds only when the kernel release, tests/linux/init or itself changed.
+linux-guest:
+	@tests/linux/mkinitramfs $(O)/linux
+
 # Unit tests: host compiler, cmocka, one binary per tests/unit/test_*.c.
 UNIT_OFF := $(if $(filter y,$(CONFIG_CONSOLE)),,tests/unit/test_console_io.c)
 UNIT_SRC := $(filter-out $(UNIT_OFF),$(wildcard tests/unit/test_*.c))
@@ -200,7 +206,7 @@ $(UNIT_O)/test_fuzz_corpus: $(wildcard tests/fuzz/fuzz_*.c)
 # SANITIZE=1: unit tests and the vmsnap the integration tests run are
 # ASan+UBSan builds; the valgrind test always uses the plain host build.
 check: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(HOST_O)/vmsnap
+	@$(MAKE) --no-print-directory all linux-guest $(UNIT_BIN) $(HOST_O)/vmsnap
 	@$(if $(filter 1,$(SANITIZE)),$(MAKE) --no-print-directory SANITIZE= $(O)/host/vmsnap)
 	@tests/run $(if $(filter 1,$(SANITIZE)),--sanitize)
 
@@ -288,6 +294,7 @@ help:
 	@echo "make defconfig        configure for board/$(BOARD) (or make <board>_defconfig)"
 	@echo "make menuconfig       change the configuration; make savedefconfig writes $(O)/defconfig"
 	@echo "make size             print the binary size"
+	@echo "make linux-guest      the real Linux test guest in $(O)/linux (downloads Debian's kernel once)"
 	@echo "make rootfs           stage $(O)/rootfs and a tarball (binary + overlays) for the board"
 	@echo "make check            install missing dependencies, build, run all tests (SANITIZE=1: ASan+UBSan)"
 	@echo "make fuzz             run each libFuzzer target FUZZ_TIME seconds (default 60)"

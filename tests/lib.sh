@@ -222,3 +222,64 @@ wait_exit() {
 	pkill -P "$dog" sleep; kill "$dog" 2>/dev/null; wait "$dog" 2>/dev/null
 	return $rc
 }
+
+# --- the real Linux guest (tests/linux/, built by make linux-guest) ----------
+# Debian's kernel and a BusyBox initramfs whose /init (tests/linux/init) holds
+# a random file in tmpfs, writes a numbered record to its virtio disk every
+# 0.5 s and answers "TOKEN COMMAND" lines on its serial port, a socket
+# ($T/NAME.sock) whose output QEMU also appends to $T/NAME.log.
+LINUX=$TOP/build/linux
+linux_built() {
+	[ -f "$LINUX/vmlinuz" ] && [ -f "$LINUX/initramfs.cpio.gz" ] && return 0
+	echo "#   $LINUX is missing: run make linux-guest" >&2
+	return 1
+}
+# define_linux NAME [MEM] [LINE...]: its definition, a 16 MiB raw disk
+# $T/NAME.disk, and any extra definition lines (e.g. another -device).
+define_linux() {
+	local name=$1 mem=${2:-256M} l
+	shift $(($# < 2 ? $# : 2))
+	truncate -s 16M "$T/$name.disk"
+	{
+		cat <<VM
+# the real Linux test guest: records on its disk, commands on its serial port
+-machine q35,accel=tcg
+-m $mem
+-display none
+-nodefaults
+-kernel $LINUX/vmlinuz
+-initrd $LINUX/initramfs.cpio.gz
+-append console=ttyS0 loglevel=4 blob_mb=32
+-drive file=$T/$name.disk,format=raw,if=none,id=disk0
+-device virtio-blk-pci,drive=disk0
+-chardev socket,id=ser0,path=$T/$name.sock,server=on,wait=off,logfile=$T/$name.log,logappend=on
+-serial chardev:ser0
+VM
+		for l in "$@"; do echo "$l"; done
+	} >"$T/vms/$name.vm"
+	: >"$T/$name.log"
+}
+# start_linux NAME [MEM] [LINE...]: defined, running, its file written and
+# its writer started ("vmg ready").
+start_linux() {
+	linux_built || return 1
+	define_linux "$@"
+	vs run "$1" >/dev/null || return 1
+	wait_log "$1" '^vmg ready' 300 || { echo "#   no 'vmg ready': $(tail -c 300 "$T/$1.log")" >&2; return 1; }
+	! grep -q '^vmg modprobe failed' "$T/$1.log"
+}
+# linux_cmd NAME COMMAND [SECONDS]: send COMMAND, print the answer (the
+# rest of the line "vmg TOKEN COMMAND ..."). The connection stays open until
+# the answer came: QEMU drops what it has not yet passed to the UART when
+# the client hangs up.
+linux_cmd() {
+	local name=$1 cmd=$2 secs=${3:-120} tok skip
+	tok=t$RANDOM$RANDOM skip=$(lines "$name")
+	{
+		printf '%s %s\n' "$tok" "$cmd"
+		wait_log "$name" "^vmg $tok " "$secs" "$skip"
+	} | socat -u - "UNIX-CONNECT:$T/$name.sock" 2>/dev/null
+	tail -n +"$((skip + 1))" "$T/$name.log" | tr -d '\r' | sed -n "s/^vmg $tok ${cmd%% *} //p" | head -n 1 | grep .
+}
+# linux_blob NAME: the hash the guest printed when it wrote its file.
+linux_blob() { sed -n 's/^vmg blob \([0-9a-f]*\).*/\1/p' "$T/$1.log" | head -n 1; }
