@@ -75,6 +75,15 @@ for r in 1 2; do
 	check "v3 signed #$r: the image is signed" inspect_has "$T/save/lx.img" '"signature":"present'
 done
 sed -i '/^sign_key = /d' "$T/vmsnap.conf"
+
+# The checks can fail: a record changed under the guest, a warning logged.
+dd if="$T/lx.disk" of="$T/rec3" bs=512 skip=3 count=1 status=none
+printf 'rec 999 1.00\n' | dd of="$T/lx.disk" bs=512 seek=3 conv=sync,notrunc status=none
+ans=$(linux_cmd lx "disk 5")
+check "a record changed on the host: the guest's disk check says so ($ans)" test "$ans" = "bad record 3: rec 999 1.00"
+dd if="$T/rec3" of="$T/lx.disk" bs=512 seek=3 conv=notrunc status=none
+linux_cmd lx "kmsg WARNING: planted by linux_guest.sh" >/dev/null
+check "a planted kernel warning is counted" test "$(linux_cmd lx warn)" = 1
 vs stop lx >/dev/null
 n=$(disk_records "$T/lx.disk")
 check "after all round trips the disk holds records 1..$n with none missing" test "${n:-0}" -gt 20
