@@ -18,21 +18,26 @@ disk_records() {
 		     END { print NR }'
 }
 
+# seq_above NAME N: the guest has written a record past N.
+seq_above() { local n; n=$(linux_cmd "$1" seq 60) && [ "$n" -gt "$2" ]; }
+# same_boot NAME SKIP: no "vmg boot" line after SKIP lines of its log.
+same_boot() { ! tail -n +"$(($2 + 1))" "$T/$1.log" | grep -q '^vmg boot'; }
+starts_with_ok() { [[ $1 == ok* ]]; }
+
 # After a restore, from inside the guest: same boot, same file, the disk
 # writer went on from where it was and its records are all in place, and
 # the kernel logged no warning. linux_after LABEL NAME SEQ_BEFORE SKIP BLOB
 linux_after() {
 	local label=$1 name=$2 before=$3 skip=$4 blob=$5 seq ans
-	check "$label: the guest answers, same boot (no 'vmg boot' since)" \
-		eval 'ans=$(linux_cmd '"$name"' seq 60) && ! tail -n +'"$((skip + 1))"' "$T/'"$name"'.log" | grep -q "^vmg boot"'
-	seq=${ans:-0}
-	wait_until 30 eval '[ "$(linux_cmd '"$name"' seq)" -gt "$seq" ]'
+	check "$label: the guest answers" seq_above "$name" -1
+	check "$label: same boot (no 'vmg boot' since the restore)" same_boot "$name" "$skip"
+	wait_until 30 seq_above "$name" "$before"
 	seq=$(linux_cmd "$name" seq)
 	check "$label: the disk writer goes on (record $before before the save, $seq now)" test "${seq:-0}" -gt "$before"
 	ans=$(linux_cmd "$name" hash)
 	check "$label: the file in tmpfs is unchanged" test "$ans" = "$blob"
 	ans=$(linux_cmd "$name" "disk 5")
-	check "$label: records 1..N in place, uptime steps under 5 s ($ans)" eval '[[ "$ans" == ok* ]]'
+	check "$label: records 1..N in place, uptime steps under 5 s ($ans)" starts_with_ok "$ans"
 	ans=$(linux_cmd "$name" warn)
 	check "$label: no kernel warnings (clocksource, RCU stall, hung task, BUG, WARNING)" test "$ans" = 0 ||
 		grep '^vmg-warn' "$T/$name.log" | head -n 5 | sed 's/^/#   /'
@@ -59,7 +64,7 @@ round() {
 start=$SECONDS
 check "the guest boots, writes its file and starts its writer" start_linux lx
 check "it printed the file's hash" test -n "$(linux_blob lx)"
-check "its first records are on the disk" wait_until 30 eval '[ "$(linux_cmd lx seq)" -ge 2 ]'
+check "its first records are on the disk" wait_until 30 seq_above lx 1
 echo "# booted in $((SECONDS - start)) s"
 
 loop=$(make_loop 320M)
@@ -97,12 +102,14 @@ check "after all round trips the disk holds records 1..$n with none missing" tes
 # Free-page reporting: QEMU discards what the guest reports free (2 s after
 # it was freed, in 2 MiB blocks), so those pages are holes in a v3 image.
 rss_mib() { echo $(($(awk '/^VmRSS/ { print $2 }' "/proc/$(cat "$T/run/$1.pid")/status") / 1024)); }
+# rss_below NAME MIB: QEMU's resident memory is at most MIB.
+rss_below() { [ "$(rss_mib "$1")" -le "$2" ]; }
 check "reporting: the guest boots with virtio-balloon free-page-reporting=on" \
 	start_linux lxb 256M '-device virtio-balloon-pci,free-page-reporting=on'
 check "reporting: 96 MiB used and freed" test "$(linux_cmd lxb "fill 96")" = "done 96"
 rss=$(rss_mib lxb)
 check "reporting: QEMU's resident memory falls by 64 MiB or more (from $rss MiB)" \
-	wait_until 60 eval '[ "$(rss_mib lxb)" -le $((rss - 64)) ]'
+	wait_until 60 rss_below lxb $((rss - 64))
 round lxb "v3, free-page reporting" "$T/save/lxb.img" --format 3
 rep=$(du -B1 "$T/save/lxb.img" | cut -f1)
 check "reporting: the v3 image holds 64 MiB less ($((rep >> 20)) MiB allocated, $((plain >> 20)) MiB without reporting)" \
