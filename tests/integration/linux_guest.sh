@@ -117,8 +117,16 @@ check "reporting: the v3 image holds 64 MiB less ($((rep >> 20)) MiB allocated, 
 round lxb "v2, free-page reporting" "$T/save/lxb.img" --format 2
 vs stop lxb >/dev/null
 
-# Instant mode: the guest's RAM is a file in save_dir.
-check "instant: the guest boots" start_linux lxi
+# Instant mode: the guest's RAM is a file in save_dir. With free-page
+# reporting QEMU punches what the guest freed out of that file.
+check "instant: the guest boots (free-page reporting on)" \
+	start_linux lxi 256M '-device virtio-balloon-pci,free-page-reporting=on'
+ram_mib() { du -m "$T/save/$1.ram" | cut -f1; }
+ram_below() { [ "$(ram_mib "$1")" -le "$2" ]; }
+check "instant: 96 MiB used and freed" test "$(linux_cmd lxi "fill 96")" = "done 96"
+ram=$(ram_mib lxi)
+check "instant: the RAM file's allocated size falls by 64 MiB or more (from $ram MiB)" \
+	wait_until 60 ram_below lxi $((ram - 64))
 for r in 1 2; do
 	round lxi "instant #$r" "$T/save/lxi.img"
 	check "instant #$r: the image is version 4" inspect_has "$T/save/lxi.img" '"version":4,'
