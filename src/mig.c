@@ -337,6 +337,9 @@ static void final_stats(struct qmp *q, const struct mig_opts *o, uint64_t ms, st
 		st->qemu_ms = (uint64_t)qmp_int(info, "total-time", (long long)st->qemu_ms);
 		st->transferred = (uint64_t)qmp_int(ram, "transferred", 0);
 		st->ram_total = (uint64_t)qmp_int(ram, "total", 0);
+		st->pages_normal = (uint64_t)qmp_int(ram, "normal", 0);
+		st->pages_zero = (uint64_t)qmp_int(ram, "duplicate", 0);
+		st->page_size = (uint64_t)qmp_int(ram, "page-size", 0);
 		cJSON_Delete(info);
 	}
 }

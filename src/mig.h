@@ -21,6 +21,7 @@ struct mig_stats {
 	uint64_t qemu_ms;     /* QEMU's total-time (save) or our own measure (restore) */
 	uint64_t transferred; /* RAM bytes QEMU reports */
 	uint64_t ram_total;
+	uint64_t pages_normal, pages_zero, page_size; /* pages QEMU sent: a page sent twice shows */
 };
 
 /* Can QEMU read or write the image itself through file:/dev/fdset (no relay)?

@@ -3,6 +3,7 @@
 #ifndef VMSNAP_SIGN_H
 #define VMSNAP_SIGN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ void sig_sha256(const void *buf, size_t len, uint8_t out[SIG_HASH]);
 struct sig_info {
 	uint64_t bytes;      /* the region's length */
 	uint64_t bytes_read; /* of it read (holes are not) or, streaming, fed */
+	uint64_t bytes_early; /* of it hashed early (sig_early_*), before the stream ended */
 	uint64_t ms;
 	int threads;
 };
@@ -35,6 +37,19 @@ static inline int sig_payload_digest(int fd, uint64_t off, uint64_t len, uint32_
 {
 	return sig_payload_digest_info(fd, off, len, chunk, threads, out, NULL);
 }
+
+/* The payload digest of a stream QEMU writes itself into a fresh regular
+ * file at off (v3, or v2 through file:), with the VM stopped: threads hash
+ * each chunk once it is complete (no hole left) while QEMU still writes.
+ * NULL if it could not start (then digest the usual way). _finish stops
+ * them and digests the rest of [off, off+len) through fd; keep false (QEMU
+ * may have written some byte twice) drops what they hashed. _finish frees e. */
+struct sig_early;
+struct sig_early *sig_early_start(int fd, uint64_t off, uint64_t max_len, uint32_t chunk,
+				  int threads);
+int sig_early_finish(struct sig_early *e, bool keep, int fd, uint64_t len, int threads,
+		     uint8_t out[SIG_HASH], struct sig_info *info);
+void sig_early_free(struct sig_early *e);
 
 /* The pieces both ways of computing the digest share: the hash of len zero
  * bytes, the root over the chunk hashes. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "mbedtls/sha256.h"
@@ -33,6 +34,7 @@ struct job {
 	uint64_t next;               /* next chunk to take (atomic) */
 	uint64_t bytes_read;         /* (atomic) */
 	int failed;                  /* errno of the first failure (atomic) */
+	const uint8_t *done;         /* chunks already hashed (early), or NULL */
 };
 
 void sig_sha256(const void *buf, size_t len, uint8_t out[SIG_HASH])
@@ -143,6 +145,8 @@ static void *worker(void *arg)
 		int e;
 		if (i >= j->n_chunks || __atomic_load_n(&j->failed, __ATOMIC_RELAXED))
 			break;
+		if (j->done && j->done[i])
+			continue;
 		read_ahead(j, i);
 		e = hash_chunk(j, i, buf);
 		if (e) {
@@ -165,8 +169,165 @@ static int clamp_threads(int threads, uint64_t n_chunks)
 	return threads;
 }
 
+/* The digest of [off, off+len); chunks marked in `early`
+ * keep the hash it holds and are not read again. */
+static int digest_run(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
+		      uint8_t out[SIG_HASH], struct sig_info *info, const struct sig_early *early);
+
+/* Early hashing, while QEMU still writes a fresh file: a chunk with no hole
+ * left is complete, and with the VM stopped QEMU writes each byte of its
+ * stream once, so that chunk is final and hashed now, from the cache (or the
+ * disk) while the CPUs would otherwise wait for the writes. A chunk still
+ * holding a hole once the chunks EARLY_SKIP further on are complete keeps
+ * its hole (zero pages, padding) and is left to the pass after the stream. */
+#define EARLY_SKIP 16
+#define EARLY_POLL_US 2000
+
+struct sig_early {
+	struct job j;   /* n_chunks: the most chunks the stream may have */
+	uint8_t *done;  /* per chunk: 1 once hashed (release store) */
+	pthread_t tid[SIG_MAX_THREADS];
+	int started;
+	int stop;       /* (atomic) */
+};
+
+static bool complete(const struct job *j, uint64_t i)
+{
+	uint64_t start = j->off + i * j->chunk;
+	off_t h = lseek(j->fd, (off_t)start, SEEK_HOLE);
+
+	return h >= 0 && (uint64_t)h >= start + j->chunk;
+}
+
+static bool stopped(struct sig_early *e)
+{
+	return __atomic_load_n(&e->stop, __ATOMIC_ACQUIRE);
+}
+
+static void *early_worker(void *arg)
+{
+	struct sig_early *e = arg;
+	struct job *j = &e->j;
+	uint8_t *buf = malloc(READ_PIECE);
+	uint64_t i;
+
+	/* An optimisation only: a chunk not hashed here is hashed after. */
+	while (buf && (i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->n_chunks) {
+		while (!stopped(e)) {
+			if (complete(j, i)) {
+				if (hash_chunk(j, i, buf) == 0)
+					__atomic_store_n(&e->done[i], 1, __ATOMIC_RELEASE);
+				/* Its writeback starts now, in order, rather than when the
+				 * kernel's flusher gets to it: less dirty data to throttle
+				 * QEMU on, less left for the final sync. */
+				sync_file_range(j->fd, (off_t)(j->off + i * j->chunk), j->chunk,
+						SYNC_FILE_RANGE_WRITE);
+				break;
+			}
+			if (i + EARLY_SKIP < j->n_chunks && complete(j, i + EARLY_SKIP))
+				break;
+			usleep(EARLY_POLL_US);
+		}
+		if (stopped(e))
+			break;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* File systems whose SEEK_HOLE reports every unwritten range: a file system
+ * without it reports data up to the file's size, and a v3 stream sets that
+ * size before QEMU writes the pages below it. */
+static bool holes_reported(int fd)
+{
+	struct statfs f;
+
+	return fstatfs(fd, &f) == 0 && (f.f_type == 0xEF53 /* ext2/3/4 */ ||
+					f.f_type == 0x58465342 /* xfs */ ||
+					f.f_type == 0x01021994 /* tmpfs */);
+}
+
+struct sig_early *sig_early_start(int fd, uint64_t off, uint64_t max_len, uint32_t chunk,
+				  int threads)
+{
+	struct sig_early *e;
+
+	if (!holes_reported(fd) || !(e = calloc(1, sizeof(*e))))
+		return NULL;
+	e->j = (struct job){ .fd = fd, .off = off, .chunk = chunk, .n_chunks = max_len / chunk };
+	e->j.len = e->j.n_chunks * chunk;
+	e->j.hashes = malloc(e->j.n_chunks * SIG_HASH + 1);
+	e->done = calloc(e->j.n_chunks + 1, 1);
+	if (!e->j.hashes || !e->done) {
+		sig_early_free(e);
+		return NULL;
+	}
+	sig_zero_hash(chunk, e->j.zero_hash);
+	threads = clamp_threads(threads, e->j.n_chunks);
+	while (e->started < threads &&
+	       pthread_create(&e->tid[e->started], NULL, early_worker, e) == 0)
+		e->started++;
+	return e;
+}
+
+static void early_stop(struct sig_early *e)
+{
+	__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
+	for (; e->started > 0; e->started--)
+		pthread_join(e->tid[e->started - 1], NULL);
+}
+
+void sig_early_free(struct sig_early *e)
+{
+	if (!e)
+		return;
+	early_stop(e);
+	free(e->j.hashes);
+	free(e->done);
+	free(e);
+}
+
+/* Into j, the early hashes of the whole chunks within j's region. */
+static int take_early(struct job *j, const struct sig_early *e)
+{
+	uint8_t *done = calloc(j->n_chunks + 1, 1);
+
+	if (!done)
+		return err_sys(EXIT_FAIL, "payload digest");
+	for (uint64_t i = 0; i < j->n_chunks && i < e->j.n_chunks; i++) {
+		if (e->done[i] && (i + 1) * j->chunk <= j->len && e->j.off == j->off) {
+			memcpy(j->hashes + i * SIG_HASH, e->j.hashes + i * SIG_HASH, SIG_HASH);
+			done[i] = 1;
+		}
+	}
+	j->done = done;
+	return 0;
+}
+
+int sig_early_finish(struct sig_early *e, bool keep, int fd, uint64_t len, int threads,
+		     uint8_t out[SIG_HASH], struct sig_info *info)
+{
+	int rc;
+
+	early_stop(e);
+	if (!keep) {
+		memset(e->done, 0, e->j.n_chunks);
+		e->j.bytes_read = 0;
+	}
+	rc = digest_run(fd, e->j.off, len, e->j.chunk, threads, out, info, e);
+	sig_early_free(e);
+	return rc;
+}
+
+
 int sig_payload_digest_info(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
 			    uint8_t out[SIG_HASH], struct sig_info *info)
+{
+	return digest_run(fd, off, len, chunk, threads, out, info, NULL);
+}
+
+static int digest_run(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
+		      uint8_t out[SIG_HASH], struct sig_info *info, const struct sig_early *early)
 {
 	struct job j = { .fd = fd, .off = off, .len = len, .chunk = chunk };
 	pthread_t tid[SIG_MAX_THREADS];
@@ -185,6 +346,10 @@ int sig_payload_digest_info(int fd, uint64_t off, uint64_t len, uint32_t chunk, 
 	if (!j.hashes)
 		return err_sys(EXIT_FAIL, "payload digest");
 	sig_zero_hash(chunk, j.zero_hash);
+	if (early && take_early(&j, early) < 0) {
+		free(j.hashes);
+		return -1;
+	}
 	threads = clamp_threads(threads, j.n_chunks);
 	posix_fadvise(fd, (off_t)off, (off_t)(len < AHEAD ? len : AHEAD), POSIX_FADV_WILLNEED);
 	for (; started < threads - 1; started++)
@@ -195,14 +360,17 @@ int sig_payload_digest_info(int fd, uint64_t off, uint64_t len, uint32_t chunk, 
 		pthread_join(tid[i], NULL);
 	if (j.failed) {
 		free(j.hashes);
+		free((void *)j.done);
 		errno = j.failed;
 		return err_sys(EXIT_FAIL, "reading the image for its payload digest");
 	}
 	sig_payload_root(chunk, len, j.hashes, j.n_chunks, out);
 	free(j.hashes);
+	free((void *)j.done);
 	if (info) {
 		info->bytes = len;
 		info->bytes_read = j.bytes_read;
+		info->bytes_early = early ? early->j.bytes_read : 0;
 		info->ms = now_ms() - t0;
 		info->threads = started + 1;
 	}

@@ -31,6 +31,7 @@ struct snap_times {
  * hashed in flight counts as read), and where they came from. */
 struct snap_digest {
 	uint64_t bytes, read;
+	uint64_t early;   /* of read, hashed while QEMU still wrote (save) */
 	uint64_t ms;      /* hashing time (in flight: alongside the stream) */
 	const char *from; /* "page cache", "disk", "in flight", or NULL: none */
 };

@@ -81,6 +81,23 @@ static int write_prologue(struct save *s)
 	return 0;
 }
 
+/* A signed save QEMU writes into a fresh file of ours (the temporary file),
+ * the VM stopped: the digest starts on the chunks QEMU has completed while it
+ * writes the rest (sig_early_start). Instant mode keeps its own digests. */
+static void start_early(struct save *s)
+{
+	uint64_t max = s->h.ram_size + s->plugged;
+
+	if (!s->o->sign_key || s->t.kind != STOR_REG || s->h.version == IMG_VERSION_INSTANT ||
+	    getenv("VMSNAP_NO_EARLY_DIGEST"))
+		return;
+	s->early_fd = open(s->t.tmp, O_RDONLY | O_CLOEXEC);
+	if (s->early_fd < 0)
+		return;
+	s->early = sig_early_start(s->early_fd, s->h.stream_offset, max + max / 8 + (64u << 20),
+				   SIG_CHUNK, usable_cpus());
+}
+
 static int migrate(struct save *s, struct mig_stats *st)
 {
 	struct mig_opts mo = {
@@ -101,9 +118,16 @@ static int migrate(struct save *s, struct mig_stats *st)
 		snprintf(uri, sizeof(uri), "file:/dev/fdset/%lld,offset=%llu", s->fdset,
 			 (unsigned long long)s->h.stream_offset);
 		s->migrating = true;
+		start_early(s);
 		if (mig_start(&s->q, &mo, uri) < 0)
 			return -1;
-		return mig_wait(&s->q, &mo, NULL, s->h.ram_size, s->o->progress, st);
+		rc = mig_wait(&s->q, &mo, NULL, s->h.ram_size, s->o->progress, st);
+		s->sent_once = st->page_size && st->ram_total &&
+			       st->pages_normal + st->pages_zero == st->ram_total / st->page_size;
+		log_debug("QEMU sent %llu + %llu zero pages of %llu bytes each, RAM %llu bytes",
+			  (unsigned long long)st->pages_normal, (unsigned long long)st->pages_zero,
+			  (unsigned long long)st->page_size, (unsigned long long)st->ram_total);
+		return rc;
 	}
 	if (pipe2(s->pipe, O_CLOEXEC) < 0)
 		return err_sys(EXIT_FAIL, "pipe");
@@ -134,7 +158,7 @@ static int migrate(struct save *s, struct mig_stats *st)
 static int digest_payload(struct save *s)
 {
 	struct snap_digest *d = &s->res->digest;
-	struct sig_info in;
+	struct sig_info in = { 0 };
 	int rfd, rc;
 
 	s->h.digest_chunk = SIG_CHUNK;
@@ -142,6 +166,14 @@ static int digest_payload(struct save *s)
 	d->from = s->hash ? "in flight" : s->t.dfd >= 0 ? "disk" : "page cache";
 	if (s->hash) { /* the relay fed it every byte it counted in stream_length */
 		rc = sig_stream_finish(s->hash, s->h.payload_digest, &in);
+	} else if (s->early) {
+		if (s->t.dfd < 0)
+			stor_sync_start(&s->t);
+		if (!s->sent_once)
+			log_info("QEMU's page counts do not show each page sent once: the chunks hashed during the save are hashed again");
+		rc = sig_early_finish(s->early, s->sent_once, s->early_fd, s->h.stream_length, usable_cpus(),
+				      s->h.payload_digest, &in);
+		s->early = NULL;
 	} else {
 		/* Through an fd of its own: QEMU's are write-only. */
 		rfd = open(s->t.kind == STOR_REG ? s->t.tmp : s->t.path, O_RDONLY | O_CLOEXEC);
@@ -157,6 +189,7 @@ static int digest_payload(struct save *s)
 		return -1;
 	d->bytes = in.bytes;
 	d->read = in.bytes_read;
+	d->early = in.bytes_early;
 	d->ms = in.ms;
 	return 0;
 }
@@ -364,6 +397,9 @@ static void tidy_ram_files(struct save *s, bool ok)
 
 static void release(struct save *s, int lock)
 {
+	sig_early_free(s->early); /* its threads stopped before the file closes */
+	if (s->early_fd >= 0)
+		close(s->early_fd);
 	stor_close(&s->t);
 	sig_stream_free(s->hash);
 	if (s->pipe[0] >= 0)
@@ -386,7 +422,8 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 	if (!s)
 		return err_sys(EXIT_FAIL, "saving VM '%s'", name);
 	*s = (struct save){ .c = c, .name = name, .o = o, .res = res, .q = { .fd = -1 },
-			    .t = { .fd = -1, .dfd = -1 }, .pipe = { -1, -1 }, .fdset = -1 };
+			    .t = { .fd = -1, .dfd = -1 }, .pipe = { -1, -1 }, .fdset = -1,
+			    .early_fd = -1 };
 	if (attach(s, &lock) < 0) {
 		release(s, lock);
 		return -1;

@@ -16,6 +16,7 @@
 #include "vm.h"
 
 struct sig_stream;
+struct sig_early;
 
 struct save {
 	const struct conf *c;
@@ -34,6 +35,9 @@ struct save {
 	bool file_uri; /* QEMU writes the image itself (file:/dev/fdset) */
 	int pipe[2];
 	struct sig_stream *hash; /* v2 O_DIRECT relay of a signed save: hashed in flight */
+	struct sig_early *early; /* file: transport of a signed save: hashed as QEMU writes */
+	int early_fd;            /* what it reads through */
+	bool sent_once;          /* QEMU's counts: every RAM page sent exactly once */
 	long long fdset;
 	char ram[CONF_PATH_MAX + 8]; /* instant mode: the RAM file */
 	char old_ram[PATH_MAX];          /* the RAM file of the golden image being replaced */

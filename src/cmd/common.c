@@ -91,12 +91,14 @@ void cmd_add_digest(cJSON *o, const struct snap_digest *d)
 	if (!d->from)
 		return;
 	if (!o) {
-		log_debug("payload digest (%s): %llu MiB read in %llu ms, %.0f MB/s", d->from,
+		log_debug("payload digest (%s): %llu MiB hashed while QEMU wrote, %llu MiB read after in %llu ms, %.0f MB/s",
+			  d->from, (unsigned long long)(d->early >> 20),
 			  (unsigned long long)(d->read >> 20), (unsigned long long)d->ms, mb_s);
 		return;
 	}
 	cJSON_AddStringToObject(o, "digest_from", d->from);
 	cJSON_AddNumberToObject(o, "digest_read_bytes", (double)d->read);
+	cJSON_AddNumberToObject(o, "digest_early_bytes", (double)d->early);
 	cJSON_AddNumberToObject(o, "digest_mb_s", mb_s);
 }
 

@@ -31,7 +31,7 @@ static void report(const char *image, const struct restore_result *r, bool json)
 	       (double)r->t.qemu_start / 1e3, (double)r->t.migrate / 1e3, (double)r->t.digest / 1e3);
 }
 
-const char cmd_restore_usage[] = "restore TARGET [--name NAME] [--paused|--running] [--vm-file FILE] [--parallel-channels N] [--bypass-cache] [--pubkey FILE] [--verbose] [--json]";
+const char cmd_restore_usage[] = "restore TARGET [--name NAME] [--paused|--running] [--vm-file FILE] [--parallel-channels N] [--bypass-cache] [--pubkey FILE] [--again] [--verbose] [--json]";
 
 int cmd_restore(struct conf *c, int argc, char **argv)
 {

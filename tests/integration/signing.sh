@@ -99,6 +99,8 @@ for fmt in 3 2; do
 	check "  ... digest from the $from, bytes and MB/s in --json" \
 		grep -q "\"digest_from\":\"$from\".*\"digest_read_bytes\":[1-9][0-9]*.*\"digest_mb_s\":[1-9]" "$T/out"
 	check "  ... --verbose shows the digest phase with MB/s" grep -qE "payload digest \($from\): .*[0-9]+ MB/s" "$T/err"
+	check "  ... --json says how much was hashed while QEMU wrote" grep -q '"digest_early_bytes":[0-9]' "$T/out"
+	echo "# v$fmt: $(grep -oE '"digest_(early|read)_bytes":[0-9]+' "$T/out" | tr '\n' ' ')"
 	check "  ... none of the stream left in the page cache" cached_little "$img"
 	skip=$(lines vm1)
 	expect_rc "  ... verified restore with --bypass-cache" 0 vs restore "$img" --bypass-cache --json
@@ -124,6 +126,18 @@ expect_rc "v3 --bypass-cache signed with direct-io kept (VMSNAP_SIGNED_DIRECT=1)
 check "  ... direct-io, the digest read back from the disk" grep -q '"direct_io":true.*"digest_from":"disk"' "$T/out"
 check "  ... none of the stream cached" cached_little "$T/save/d3.img"
 expect_rc "  ... verifies" 0 vs verify "$T/save/d3.img"
+
+# The digest hashed while QEMU writes (sig_early_*) and the one hashed only
+# afterwards (VMSNAP_NO_EARLY_DIGEST=1) both verify; the latter hashed nothing early.
+expect_rc "v3 signed save, the digest only after QEMU finished (VMSNAP_NO_EARLY_DIGEST=1)" 0 \
+	env VMSNAP_NO_EARLY_DIGEST=1 "$VMSNAP" --config "$T/vmsnap.conf" save vm1 "$T/save/late.img" \
+	--format 3 --keep-running --json
+check "  ... nothing hashed early" grep -q '"digest_early_bytes":0,' "$T/out"
+expect_rc "  ... verifies" 0 vs verify "$T/save/late.img"
+expect_rc "v3 signed save, hashed while QEMU writes" 0 vs save vm1 "$T/save/early.img" --format 3 --keep-running --json
+echo "# early: $(grep -oE '"digest_(early|read)_bytes":[0-9]+' "$T/out" | tr '\n' ' ')"
+expect_rc "  ... verifies" 0 vs verify "$T/save/early.img"
+rm -f "$T/save/late.img" "$T/save/early.img"
 
 # Policy: require_signature refuses unsigned images.
 sed -i '/sign_key/d' "$T/vmsnap.conf"

@@ -385,6 +385,66 @@ static void test_relay_digest_equals_read_back(void **s)
 	free(b);
 }
 
+/* A file written as QEMU writes one (whole 4 KiB pages anywhere, bytes only
+ * appended at its end), chunk by chunk out of order, with a chunk half
+ * written for a while, a chunk never written (a hole) and the last bytes
+ * appended in pieces, while the early digest runs: its root is the
+ * read-back's, and it hashed chunks before the end. keep false: the same
+ * root, nothing kept from before the end. */
+#define EC (4 * 4096u)
+static void early_case(bool keep)
+{
+	enum { N = 48, OFF = 8192 };
+	uint64_t len = (uint64_t)N * EC + 1000, tail = (uint64_t)(N - 2) * EC;
+	uint8_t *b = content(len, NULL, 0, SIZE_MAX), got[SIG_HASH], want[SIG_HASH];
+	char path[4096];
+	int fd = open(tu_path(path, dir, "early"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	struct sig_info in = { 0 };
+	struct sig_early *e;
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, OFF), 0);
+	memset(b + 7 * EC, 0, EC); /* chunk 7: zeros, never written */
+	assert_non_null(e = sig_early_start(fd, OFF, 2 * len, EC, 2));
+	/* Chunk 3: its first half now, the rest last. */
+	assert_int_equal(pwrite(fd, b + 3 * EC, EC / 2, OFF + 3 * EC), EC / 2);
+	for (int k = 0; k < N; k++) {
+		int i = k ^ 1; /* pairs swapped: not in order */
+		if (i == 7 || i == 3 || i >= N - 2)
+			continue;
+		assert_int_equal(pwrite(fd, b + (uint64_t)i * EC, EC, (off_t)(OFF + (uint64_t)i * EC)), EC);
+		usleep(3000);
+	}
+	for (uint64_t at = tail; at < len; at += 3000) { /* appended in pieces */
+		uint64_t n = len - at < 3000 ? len - at : 3000;
+		assert_int_equal(pwrite(fd, b + at, n, (off_t)(OFF + at)), (ssize_t)n);
+		usleep(3000);
+	}
+	usleep(20000);
+	assert_int_equal(pwrite(fd, b + 3 * EC + EC / 2, EC / 2, OFF + 3 * EC + EC / 2), EC / 2);
+	assert_int_equal(sig_early_finish(e, keep, fd, len, 2, got, &in), 0);
+	reference(b, len, EC, want);
+	assert_memory_equal(got, want, SIG_HASH);
+	if (keep)
+		assert_true(in.bytes_early >= EC && in.bytes_read < len - EC);
+	else
+		assert_true(in.bytes_early == 0 && in.bytes_read >= len - EC);
+	close(fd);
+	free(b);
+}
+
+static void test_early_digest_equals_read_back(void **s)
+{
+	(void)s;
+	early_case(true);
+}
+
+static void test_early_digest_dropped_equals_read_back(void **s)
+{
+	(void)s;
+	early_case(false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +461,8 @@ int main(void)
 		cmocka_unit_test(test_stream_equals_the_file_digest),
 		cmocka_unit_test(test_stream_freed_unfinished),
 		cmocka_unit_test(test_relay_digest_equals_read_back),
+		cmocka_unit_test(test_early_digest_equals_read_back),
+		cmocka_unit_test(test_early_digest_dropped_equals_read_back),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
