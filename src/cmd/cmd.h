@@ -61,6 +61,8 @@ int cmd_keygen(struct conf *c, int argc, char **argv);
 int cmd_sign(struct conf *c, int argc, char **argv);
 int cmd_watch(struct conf *c, int argc, char **argv);
 int cmd_resume(struct conf *c, int argc, char **argv);
+/* resume's work for every VM in `vms` (also watch's, when power returns). */
+int cmd_resume_all(const struct conf *c);
 int cmd_console(struct conf *c, int argc, char **argv);
 int cmd_provision(struct conf *c, int argc, char **argv);
 int cmd_version(struct conf *c, int argc, char **argv);

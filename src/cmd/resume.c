@@ -77,18 +77,11 @@ static int resume_job(const struct conf *c, const char *name, char *msg, size_t 
 	return 0;
 }
 
-const char cmd_resume_usage[] = "resume";
-
-int cmd_resume(struct conf *c, int argc, char **argv)
+int cmd_resume_all(const struct conf *c)
 {
-	static const struct option opts[] = { { 0 } };
 	struct fleet_result res[CONF_MAX_VMS];
 	int failed;
 
-	optind = 1;
-	if (cmd_getopt(argc, argv, "", opts) != -1 || argc != optind)
-		return cmd_usage(cmd_resume_usage);
-	log_to_syslog(true);
 	if (!c->n_vms) {
 		log_warn("no VMs listed in vms = ... (%s): nothing to resume",
 			 c->path[0] ? c->path : "no config file");
@@ -102,4 +95,17 @@ int cmd_resume(struct conf *c, int argc, char **argv)
 			log_info("%s: %s", res[i].name, res[i].msg);
 	}
 	return failed ? EXIT_FAIL : EXIT_OK;
+}
+
+const char cmd_resume_usage[] = "resume";
+
+int cmd_resume(struct conf *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { 0 } };
+
+	optind = 1;
+	if (cmd_getopt(argc, argv, "", opts) != -1 || argc != optind)
+		return cmd_usage(cmd_resume_usage);
+	log_to_syslog(true);
+	return cmd_resume_all(c);
 }
