@@ -100,13 +100,15 @@ up "sysvinit powerokwait"
 # 32 MiB of the stream it is stopped (SIGSTOP), so the save is surely
 # unfinished when power returns; the hook runs, QEMU is let go (SIGCONT), and
 # the guest must run within a second of the hook's start.
+# QEMU's write counter counts its whole life: w0 is taken before the power fails.
 hold_mid_save() {
-	local q
-	q=$(wait_pidfile vm1 10) || return 1
-	wait_io "$q" wchar $((32 << 20)) 60 || { echo "# QEMU wrote no 32 MiB" >&2; return 1; }
+	local q=$1
+	wait_io "$q" wchar $((w0 + (32 << 20))) 60 || { echo "# QEMU wrote no 32 MiB" >&2; return 1; }
 	kill -STOP "$q"
 	qstopped=$q
 }
+# usr2_pending PID: SIGUSR2 (12: bit 11 of ShdPnd, kill's queue) waits at the stopped PID.
+usr2_pending() { local m; m=$(sed -n 's/^ShdPnd:[[:space:]]*//p' "/proc/$1/status") && (( 0x$m & 0x800 )); }
 ticked_past() { [ "$(last_tick vm1)" -gt "$1" ]; }
 # back_in_time LABEL CMD...: power back while held; the guest runs within 1 s.
 back_in_time() {
@@ -115,6 +117,7 @@ back_in_time() {
 	t0=$(date +%s%N)
 	"$@" >"$T/out" 2>"$T/err" &
 	hook=$!
+	[ -z "${await_usr2:-}" ] || WAIT_STEP=0.01 wait_until 10 usr2_pending "$qstopped"
 	kill -CONT "$qstopped"
 	WAIT_STEP=0.01 wait_until 10 ticked_past "$held"
 	ms=$((($(date +%s%N) - t0) / 1000000))
@@ -125,10 +128,11 @@ back_in_time() {
 for how in daemon now; do
 	down
 	before_state=$(state "$IMG")
+	q=$(qpid vm1) && w0=$(io "$q" wchar)
 	if [ $how = daemon ]; then
 		kill -PWR "$(cat "$T/run/watch.pid")"
 		label="SIGPWR to the watcher, then apcupsd mainsback mid-save"
-		check "$label: the save is underway" hold_mid_save
+		check "$label: the save is underway" hold_mid_save "$q"
 		back_in_time "$label" "$R/etc/apcupsd/mainsback" mainsback ups0 1 1
 		check "  ... the watcher cancelled the save" grep -q "vm1: cancelled: power returned" "$T/watch.log"
 		check "  ... and watches again" eval 'grep -q "watching again" "$T/watch.log" && watching'
@@ -136,7 +140,7 @@ for how in daemon now; do
 		"$R/usr/sbin/vmsnap-power" fail >"$T/now.out" 2>&1 &
 		nowpid=$!
 		label="sysvinit powerfailnow, then powerokwait mid-save"
-		check "$label: the save is underway" hold_mid_save
+		check "$label: the save is underway" hold_mid_save "$q"
 		back_in_time "$label" sh -c "$R$(sed -n 's|^po::powerokwait:||p' "$R/etc/inittab.vmsnap")"
 		wait_exit "$nowpid" 60
 		check "  ... watch --now exits 1: its save was cancelled" test $? = 1
@@ -149,6 +153,29 @@ for how in daemon now; do
 	check "  ... the guest counts on (no restore, no reboot)" ticks_continue vm1 "$before" "$skip"
 	check "  ... its RAM checks out" guest_selfcheck vm1
 done
+# Power back just after the commit: the test build's save job holds there
+# (VMSNAP_HOLD_AT, SIGSTOP) until the hook has run. The image is complete
+# but about to be left behind by the running VM: recorded consumed, never
+# restored; the VM runs on.
+kill "$(cat "$T/run/watch.pid")" && wait_until 10 not watching
+: >"$T/watch.log"
+VMSNAP_HOLD_AT=after-commit "$VMSNAP_TEST" watch >>"$T/watch.log" 2>&1 &
+wait_until 20 grep -q "watching for power failure" "$T/watch.log"
+down
+old_img=$(stat -c %i "$IMG")
+kill -PWR "$(cat "$T/run/watch.pid")"
+label="apcupsd mainsback just after the commit"
+held_job() { local c; for c in $(pgrep -P "$(cat "$T/run/watch.pid")"); do grep -q '^State:.*T' "/proc/$c/status" && { qstopped=$c; return 0; }; done; return 1; }
+check "$label: the save is held after its commit" eval 'wait_until 120 grep -q "held at after-commit" "$T/watch.log" && wait_until 10 held_job'
+await_usr2=1 back_in_time "$label" "$R/etc/apcupsd/mainsback" mainsback ups0 1 1
+check "  ... the watcher says what it did" wait_until 10 grep -q "vm1: power returned as the save ended: $IMG recorded consumed, the VM runs on" "$T/watch.log"
+check "  ... a new image, complete but consumed" \
+	eval '[ "$(stat -c %i "$IMG")" != "$old_img" ] && [ "$(state "$IMG")" = consumed ]'
+expect_rc "  ... which no restore takes (exit 3)" 3 vs restore "$IMG" --name vm2
+check_err "  ... as consumed" "consumed"
+check "  ... the guest counts on (no restore, no reboot)" eval 'ticks_continue vm1 "$before" "$skip" && ! grep -q "restored from" "$T/watch.log"'
+check "  ... the watcher watches again" eval 'wait_until 10 grep -q "watching again" "$T/watch.log" && watching'
+
 check "power back with no save in progress: the watcher says so and stays" \
 	eval '"$R/etc/apcupsd/mainsback" mainsback ups0 1 1 >/dev/null 2>&1 && wait_until 10 grep -q "nothing to cancel" "$T/watch.log" && watching'
 
