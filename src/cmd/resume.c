@@ -77,24 +77,28 @@ static int resume_job(const struct conf *c, const char *name, char *msg, size_t 
 	return 0;
 }
 
-int cmd_resume_all(const struct conf *c)
+int cmd_resume_some(const struct conf *c, const char (*names)[CONF_NAME_MAX], unsigned n)
 {
 	struct fleet_result res[CONF_MAX_VMS];
-	int failed;
+	int failed = fleet_run(c, names, n, resume_job, NULL, res);
 
-	if (!c->n_vms) {
-		log_warn("no VMs listed in vms = ... (%s): nothing to resume",
-			 c->path[0] ? c->path : "no config file");
-		return EXIT_OK;
-	}
-	failed = fleet_run(c, (const char (*)[CONF_NAME_MAX])c->vms, c->n_vms, resume_job, NULL, res);
-	for (unsigned i = 0; i < c->n_vms; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		if (res[i].code)
 			log_error("%s: FAILED: %s", res[i].name, res[i].msg);
 		else
 			log_info("%s: %s", res[i].name, res[i].msg);
 	}
 	return failed ? EXIT_FAIL : EXIT_OK;
+}
+
+int cmd_resume_all(const struct conf *c)
+{
+	if (!c->n_vms) {
+		log_warn("no VMs listed in vms = ... (%s): nothing to resume",
+			 c->path[0] ? c->path : "no config file");
+		return EXIT_OK;
+	}
+	return cmd_resume_some(c, (const char (*)[CONF_NAME_MAX])c->vms, c->n_vms);
 }
 
 const char cmd_resume_usage[] = "resume";

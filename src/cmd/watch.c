@@ -27,6 +27,10 @@
 static volatile sig_atomic_t power_back;
 static pid_t watch_pid;
 static bool cancelled_round; /* the last save_all ended with power back */
+/* The VMs the last save_all saved (their QEMU quit): power back restores
+ * these, and no others (a VM stopped on purpose stays stopped). */
+static char saved[CONF_MAX_VMS][CONF_NAME_MAX];
+static unsigned n_saved;
 
 static void on_power_back(int sig)
 {
@@ -96,10 +100,20 @@ static int save_job(const struct conf *c, const char *name, char *msg, size_t si
 	return 0;
 }
 
+static void resume_saved(const struct conf *c)
+{
+	if (n_saved)
+		cmd_resume_some(c, (const char (*)[CONF_NAME_MAX])saved, n_saved);
+	n_saved = 0;
+}
+
 static void report(const struct conf *c, const struct fleet_result *res)
 {
+	n_saved = 0;
 	for (unsigned i = 0; i < c->n_vms; i++) {
 		const struct fleet_result *r = &res[i];
+		if (!r->code && !strncmp(r->msg, "saved to ", 9))
+			str_copy(saved[n_saved++], CONF_NAME_MAX, r->name);
 		if (r->code && power_back && strstr(r->msg, "cancelled: power returned"))
 			log_info("%s: %s", r->name, r->msg);
 		else if (r->code)
@@ -131,7 +145,7 @@ static int save_all(const struct conf *c)
 	if (power_back) {
 		log_info("power returned during the save (%llu ms): the VMs run again",
 			 (unsigned long long)(now_ms() - t0));
-		cmd_resume_all(c); /* restores a VM whose save had ended; the others run */
+		resume_saved(c); /* a VM whose save had ended; the others run on */
 		catch_power_back(false);
 		power_back = 0;
 		cancelled_round = true;
@@ -175,7 +189,7 @@ static int save_now(const struct conf *c)
 	 * reports power back finds no watch and resumes the VMs itself. */
 	if (sigpending(&set) == 0 && sigismember(&set, SIGUSR2)) {
 		log_info("power returned after the save ended: resuming the VMs");
-		cmd_resume_all(c);
+		resume_saved(c);
 		rc = EXIT_FAIL;
 	}
 	return rc;
@@ -214,7 +228,7 @@ static int watch_loop(const struct conf *c, int sfd, int ifd)
 		rc = save_all(c);
 		if (late_power_back(sfd) && !cancelled_round) {
 			log_info("power returned after the save ended: resuming the VMs");
-			cmd_resume_all(c);
+			resume_saved(c);
 			cancelled_round = true;
 		}
 		if (!cancelled_round)

@@ -17,7 +17,7 @@ sed -e "s|^vm_dir = .*|vm_dir = $T/vms|" -e "s|^run_dir = .*|run_dir = $T/run|" 
 	-e "s|^save_dir = .*|save_dir = $T/save|" -e "s|^trusted_keys = .*|trusted_keys = $T/trusted|" \
 	-e "s|^vms =.*|vms = vm1|" "$R/etc/vmsnap.conf" >"$T/vmsnap.conf"
 define_guest vm1 256M 51 100
-export VMSNAP=$R/usr/bin/vmsnap VMSNAP_CONF=$T/vmsnap.conf RUN_DIR=$T/run \
+export VMSNAP=${VMSNAP_BIN:-$R/usr/bin/vmsnap} VMSNAP_CONF=$T/vmsnap.conf RUN_DIR=$T/run \
 	VMSNAP_INIT=$R/etc/init.d/S95vmsnap VMSNAP_POWER=$R/usr/sbin/vmsnap-power \
 	VMSNAP_POWER_LOG=$T/timer.log WATCH_LOG=$T/watch.log
 IMG=$T/save/vm1.img
