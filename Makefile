@@ -284,6 +284,7 @@ $(O)/images/$(1)/.built: $(IMAGE_COMMON) $(shell find board/$(1) -type f)
 endef
 $(foreach b,$(IMAGE_BOARDS),$(eval $(call image_rule,$(b))))
 image: $(IMAGE_BOARDS:%=$(O)/images/%/.built)
+	@for b in $(IMAGE_BOARDS); do echo "image $(O)/images/$$b: done (sizes in $(O)/images/$$b/size-report.txt)"; done
 
 # Boots one board's image: its console here, the technician console on a pty.
 run-image: $(O)/images/$(BOARD)/.built
