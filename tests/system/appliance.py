@@ -11,10 +11,24 @@ Every wait has a deadline and looks for a line (a marker), never sleeps
 for a while and hopes. Tests print TAP-like "ok - ..." / "not ok - ..."
 lines; ok() counts them and summary() prints "N passed, N failed".
 """
-import json, os, re, signal, socket, subprocess, sys, tempfile, threading, time
+import atexit, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PASSED, FAILED = [0], [0]
+BOOTED = []     # every Appliance started: killed at exit, whatever ended the test
+TMPDIRS = []    # removed at exit when every check passed, kept to look at otherwise
+
+
+@atexit.register
+def _cleanup():
+    for a in BOOTED:
+        a.close()
+    if not FAILED[0]:
+        for d in TMPDIRS:
+            shutil.rmtree(d, ignore_errors=True)
+    else:
+        for d in TMPDIRS:
+            print("# kept for inspection: " + d, flush=True)
 
 
 def ok(cond, name, detail=""):
@@ -120,6 +134,8 @@ class Appliance:
     def __init__(self, board, data, mem="1G", tmp=None):
         self.dir = os.path.join(TOP, "build", "images", board)
         self.tmp = tmp or tempfile.mkdtemp(prefix="vmsnap-sys-")
+        if self.tmp not in TMPDIRS:
+            TMPDIRS.append(self.tmp)
         for n in ("s0", "s1", "s2", "qmp"):
             p = os.path.join(self.tmp, n + ".sock")
             if os.path.exists(p):
@@ -134,6 +150,7 @@ class Appliance:
              "--ttyS2", "socket,path=" + self.s2.path,
              "--qmp", "socket,path=%s,server=on,wait=off" % self.qmp_path],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        BOOTED.append(self)
         for p in (self.s0, self.s1, self.s2):
             p.accept(60)
 
@@ -181,6 +198,7 @@ class Appliance:
 
     def close(self):
         self.kill()
+        self.log.close()
         for p in (self.s0, self.s1, self.s2):
             try:
                 p.srv.close()
