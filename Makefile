@@ -90,7 +90,7 @@ HOST_LIB_OBJS := $(call hobj,$(LIB_SRC) $(THIRD_SRC))
 
 .PHONY: FORCE all defconfig %_defconfig menuconfig savedefconfig olddefconfig size clean distclean \
 	deps check unit integration demo guest help bench bench-deps rootfs fuzz fuzz-build \
-	image run-image check-system
+	image image-build run-image check-system
 .DEFAULT_GOAL := all
 
 all: $(O)/vmsnap guest
@@ -283,7 +283,10 @@ $(O)/images/$(1)/.built: $(IMAGE_COMMON) $(shell find board/$(1) -type f)
 	@touch $$@
 endef
 $(foreach b,$(IMAGE_BOARDS),$(eval $(call image_rule,$(b))))
-image: $(IMAGE_BOARDS:%=$(O)/images/%/.built)
+image: deps
+	@$(MAKE) --no-print-directory image-build
+image-build: $(IMAGE_BOARDS:%=$(O)/images/%/.built)
+	@for b in $(IMAGE_BOARDS); do echo "image $(O)/images/$$b: done (sizes in $(O)/images/$$b/size-report.txt)"; done
 
 # Boots one board's image: its console here, the technician console on a pty.
 run-image: $(O)/images/$(BOARD)/.built
@@ -291,7 +294,7 @@ run-image: $(O)/images/$(BOARD)/.built
 
 # The system tests boot the images (tests/system/run): not part of make check
 # (nested TCG is slow); .ci/run runs them after it.
-check-system: all image
+check-system: image
 	@tests/system/run
 
 # Benchmark: save/restore speed against QEMU by hand and the disk's limit.
