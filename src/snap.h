@@ -57,7 +57,6 @@ int snap_save(const struct conf *c, const char *name, const char *target,
  * wrote and resumes the VM, within a second (a sync in progress finishes
  * first); after, the image is recorded consumed and the VM runs on. */
 void snap_cancel(void);
-bool snap_cancelled(void);
 
 struct restore_opts {
 	const char *name;     /* run under this name instead of the image's */

@@ -35,11 +35,6 @@ void snap_cancel(void)
 	cancelled = 1;
 }
 
-bool snap_cancelled(void)
-{
-	return cancelled != 0;
-}
-
 /* Between the steps of a save: nothing committed yet, so a cancel fails it
  * (the failure path resumes the VM and removes what was written). */
 static int check_cancel(void)
