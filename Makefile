@@ -89,7 +89,8 @@ HOST_OBJS := $(call hobj,$(SRC) $(THIRD_SRC))
 HOST_LIB_OBJS := $(call hobj,$(LIB_SRC) $(THIRD_SRC))
 
 .PHONY: FORCE all defconfig %_defconfig menuconfig savedefconfig olddefconfig size clean distclean \
-	deps check unit integration demo guest linux-guest help bench bench-deps rootfs fuzz fuzz-build
+	deps check unit integration demo guest linux-guest help bench bench-deps rootfs fuzz fuzz-build \
+	image image-build run-image check-system
 .DEFAULT_GOAL := all
 
 all: $(O)/vmsnap guest
@@ -267,6 +268,41 @@ rootfs: $(O)/vmsnap
 	$(Q)tar -C $(O)/rootfs --owner=0 --group=0 -czf $(O)/vmsnap-rootfs-$(BOARD_NAME).tar.gz .
 	@echo "staged $(O)/rootfs and $(O)/vmsnap-rootfs-$(BOARD_NAME).tar.gz for board $(BOARD_NAME)"
 
+# The bootable test appliance (scripts/mkimage; as root): the Debian kernel,
+# BusyBox, QEMU with the files it loads, vmsnap, the overlays, a data disk,
+# under $(O)/images/<board>/. `make image` builds every board with a
+# board/<board>/image.conf, BOARD=... one; a second run without changes does
+# nothing. IMAGE_EXTRA_OVERLAYS adds overlay directories (laid last).
+QEMU_BIN     ?= /usr/bin/qemu-system-x86_64
+IMAGE_BOARDS := $(if $(filter command line environment,$(origin BOARD)),$(BOARD),\
+	$(patsubst board/%/image.conf,%,$(wildcard board/*/image.conf)))
+IMAGE_COMMON := scripts/mkimage scripts/mkcpio scripts/fetch-kernel $(O)/vmsnap $(O)/guest/guest.elf \
+	$(QEMU_BIN) $(shell find image rootfs-overlay $(IMAGE_EXTRA_OVERLAYS) -type f 2>/dev/null)
+export IMAGE_EXTRA_OVERLAYS
+$(O)/guest/guest.elf: FORCE
+	@$(MAKE) -s --no-print-directory -C tests/guest O=$(abspath $(O)/guest) CC=$(HOSTCC) $(abspath $@)
+define image_rule
+$(O)/images/$(1)/.built: $(IMAGE_COMMON) $(shell find board/$(1) -type f)
+	$$(if $$(CROSS_COMPILE),$$(error make image: $(O)/vmsnap is built for $$(CROSS_COMPILE) (.config); the image boards are x86-64: make defconfig first))
+	$$(call say,IMAGE,$(O)/images/$(1))
+	$$(Q)rm -f $$@ && scripts/mkimage $(1) $(O)/images/$(1)
+	@touch $$@
+endef
+$(foreach b,$(IMAGE_BOARDS),$(eval $(call image_rule,$(b))))
+image: deps
+	@$(MAKE) --no-print-directory image-build
+image-build: $(IMAGE_BOARDS:%=$(O)/images/%/.built)
+	@for b in $(IMAGE_BOARDS); do echo "image $(O)/images/$$b: done (sizes in $(O)/images/$$b/size-report.txt)"; done
+
+# Boots one board's image: its console here, the technician console on a pty.
+run-image: $(O)/images/$(BOARD)/.built
+	@scripts/run-image $(O)/images/$(BOARD)
+
+# The system tests boot the images (tests/system/run): not part of make check
+# (nested TCG is slow); .ci/run runs them after it.
+check-system: image
+	@tests/system/run
+
 # Benchmark: save/restore speed against QEMU by hand and the disk's limit.
 # libvirt for the virsh baseline: a bench-only dependency (make check never
 # needs it; without it the report says the virsh rows were skipped). Debian 12's
@@ -296,6 +332,9 @@ help:
 	@echo "make size             print the binary size"
 	@echo "make linux-guest      the real Linux test guest in $(O)/linux (downloads Debian's kernel once)"
 	@echo "make rootfs           stage $(O)/rootfs and a tarball (binary + overlays) for the board"
+	@echo "make image            build the bootable test appliance of each x86-64 board (BOARD=... one)"
+	@echo "make run-image BOARD=kiosk-x86_64   boot it in QEMU: console here, technician console on a pty"
+	@echo "make check-system     boot the images and run the system tests (tests/system/)"
 	@echo "make check            install missing dependencies, build, run all tests (SANITIZE=1: ASan+UBSan)"
 	@echo "make fuzz             run each libFuzzer target FUZZ_TIME seconds (default 60)"
 	@echo "make demo             save and restore the built-in test VM"

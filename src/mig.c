@@ -357,6 +357,8 @@ int mig_wait(struct qmp *q, const struct mig_opts *o, struct relay *r, uint64_t 
 		struct pollfd p[2] = { { .fd = qmp_fd(q), .events = POLLIN } };
 		int n = 1, rc;
 
+		if (o->cancel && *o->cancel)
+			return err_set(EXIT_FAIL, "cancelled: power returned");
 		rc = drain_events(q);
 		if (rc < 0)
 			return -1;

@@ -4,6 +4,7 @@
 #ifndef VMSNAP_MIG_H
 #define VMSNAP_MIG_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,6 +16,9 @@ struct mig_opts {
 	unsigned channels; /* v3: multifd channels */
 	bool direct_io;    /* v3: QEMU opens page I/O with O_DIRECT */
 	bool incoming;
+	/* Set (by a signal handler) to stop waiting: mig_wait fails with
+	 * "cancelled" within its 250 ms poll. NULL: never. */
+	const volatile sig_atomic_t *cancel;
 };
 
 struct mig_stats {

@@ -45,10 +45,19 @@ struct save_result {
 	bool direct_io;
 	bool signed_;
 	char not_resumed[200]; /* --keep-running: why the VM did not resume ("" it did) */
+	/* snap_cancel arrived after the image was committed: it was recorded
+	 * consumed (never restored) and the VM runs on instead of quitting. */
+	bool consumed_running;
 };
 
 int snap_save(const struct conf *c, const char *name, const char *target,
 	      const struct save_opts *o, struct save_result *res);
+/* Power returned: the saves of this process stop (async-signal-safe, for a
+ * signal handler; for good: a process saves once per power failure). Before
+ * the image is committed, a save fails with "cancelled", removes what it
+ * wrote and resumes the VM, within a second (a sync in progress finishes
+ * first); after, the image is recorded consumed and the VM runs on. */
+void snap_cancel(void);
 
 struct restore_opts {
 	const char *name;     /* run under this name instead of the image's */

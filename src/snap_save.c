@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,20 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t cancelled;
+
+void snap_cancel(void)
+{
+	cancelled = 1;
+}
+
+/* Between the steps of a save: nothing committed yet, so a cancel fails it
+ * (the failure path resumes the VM and removes what was written). */
+static int check_cancel(void)
+{
+	return cancelled ? err_set(EXIT_FAIL, "cancelled: power returned") : 0;
+}
 
 unsigned snap_channels(unsigned requested)
 {
@@ -104,6 +119,7 @@ static int migrate(struct save *s, struct mig_stats *st)
 		.version = (int)s->h.version,
 		.channels = s->h.channels,
 		.direct_io = s->h.version == 3 && s->t.dfd >= 0,
+		.cancel = &cancelled,
 	};
 	struct relay r;
 	char uri[96];
@@ -231,6 +247,8 @@ static int finish(struct save *s)
 			return -1;
 		s->res->signed_ = true;
 	}
+	if (check_cancel() < 0)
+		return -1;
 	s->h.state = IMG_COMPLETE;
 	img_encode(&s->h, hdr);
 	t = now_ms();
@@ -332,11 +350,26 @@ static int save_steps(struct save *s, const char *target)
 {
 	struct mig_stats st;
 
-	if (inspect_vm(s) < 0 || open_target(s, target) < 0 || stop_vm(s) < 0 ||
-	    migrate(s, &st) < 0 || finish(s) < 0)
+	if (check_cancel() < 0 || inspect_vm(s) < 0 || open_target(s, target) < 0 ||
+	    check_cancel() < 0 || stop_vm(s) < 0 || migrate(s, &st) < 0 || finish(s) < 0)
 		return -1;
 	s->res->t.migrate = st.qemu_ms;
 	return 0;
+}
+
+/* Power returned after the commit: rather than quit and restore later, the
+ * VM runs on, and its image, which it is about to leave behind, is recorded
+ * consumed first (synced), so no boot replays it against moved-on disks. If
+ * that fails the save ends as usual (QEMU quits; resume restores it). */
+static void consume_and_run(struct save *s)
+{
+	if (cons_record(s->c, s->t.fd, &s->h, s->t.path) < 0) {
+		log_warn("VM '%s': power returned, but its image could not be recorded consumed (%s): quitting as saved",
+			 s->name, err_msg());
+		err_clear();
+		return;
+	}
+	s->res->consumed_running = true;
 }
 
 /* The image is complete: the VM runs on (--keep-running) or QEMU quits. A
@@ -350,7 +383,9 @@ static void leave_vm(struct save *s)
 		mig_remove_fdset(&s->q, s->fdset);
 		s->fdset = -1;
 	}
-	if (s->o->keep_running) {
+	if (cancelled && !s->o->keep_running && !s->o->golden)
+		consume_and_run(s);
+	if (s->o->keep_running || s->res->consumed_running) {
 		if (s->stopped && qmp_call(&s->q, "cont", NULL, NULL, 0, NULL) < 0)
 			str_trunc(s->res->not_resumed, sizeof(s->res->not_resumed), err_msg());
 		else

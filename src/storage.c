@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/mount.h> /* BLKGETSIZE64 */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,13 @@ void stor_crash_point(const char *step)
 	if (at && !strcmp(at, step)) {
 		fprintf(stderr, "vmsnap: crash injected at %s\n", step);
 		_exit(137);
+	}
+	/* VMSNAP_HOLD_AT: stop here (SIGSTOP) until a test lets go (SIGCONT),
+	 * to deliver something (power back) at exactly this step. */
+	at = CRASH_POINTS ? getenv("VMSNAP_HOLD_AT") : NULL;
+	if (at && !strcmp(at, step)) {
+		fprintf(stderr, "vmsnap: held at %s\n", step);
+		raise(SIGSTOP);
 	}
 }
 

@@ -66,9 +66,10 @@ void stor_refuse_links(void);
 int stor_rewrite_header(const char *path, const struct img_header *h);
 
 const char *stor_kind_name(enum stor_kind k);
-/* Test hook: with VMSNAP_CRASH_AT=step, _exit(137) here, as kill -9 would.
- * Steps: after-stop (save), before-data-sync, before-header, before-rename,
- * after-commit (stor_commit). */
+/* Test hook: with VMSNAP_CRASH_AT=step, _exit(137) here, as kill -9 would;
+ * with VMSNAP_HOLD_AT=step, stop (SIGSTOP) until SIGCONT. Steps: after-stop
+ * (save), before-data-sync, before-header, before-rename, after-commit
+ * (stor_commit). */
 void stor_crash_point(const char *step);
 
 #endif

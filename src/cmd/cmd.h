@@ -61,6 +61,10 @@ int cmd_keygen(struct conf *c, int argc, char **argv);
 int cmd_sign(struct conf *c, int argc, char **argv);
 int cmd_watch(struct conf *c, int argc, char **argv);
 int cmd_resume(struct conf *c, int argc, char **argv);
+/* resume's work for every VM in `vms`, or for n of them (watch's, for the
+ * VMs it saved, when power returns). */
+int cmd_resume_all(const struct conf *c);
+int cmd_resume_some(const struct conf *c, const char (*names)[CONF_NAME_MAX], unsigned n);
 int cmd_console(struct conf *c, int argc, char **argv);
 int cmd_provision(struct conf *c, int argc, char **argv);
 int cmd_version(struct conf *c, int argc, char **argv);

@@ -12,6 +12,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The running jobs, for fleet_signal: a pid is recorded with every signal
+ * blocked, so a handler never misses a job that was just forked. */
+static volatile pid_t live[CONF_MAX_VMS];
+static volatile pid_t owner;
+
+void fleet_signal(int sig)
+{
+	if (owner != getpid())
+		return; /* a job inherited the handler: the jobs are not its own */
+	for (unsigned i = 0; i < CONF_MAX_VMS; i++)
+		if (live[i] > 0)
+			kill(live[i], sig);
+}
+
 static void child(const struct conf *c, const char *name, fleet_job job, void *arg, int out)
 {
 	char msg[400] = "";
@@ -42,13 +56,20 @@ int fleet_run(const struct conf *c, const char (*names)[CONF_NAME_MAX], unsigned
 	pid_t pid[CONF_MAX_VMS];
 	int pipes[CONF_MAX_VMS], failed = 0, running = 0;
 	uint64_t t0 = now_ms();
+	sigset_t all, old;
 
+	owner = getpid();
+	sigfillset(&all);
 	for (unsigned i = 0; i < n; i++) {
 		int p[2] = { -1, -1 };
 		memset(&res[i], 0, sizeof(res[i]));
 		res[i].name = names[i];
 		pid[i] = -1;
-		if (pipe2(p, O_CLOEXEC) < 0 || (pid[i] = fork()) < 0) {
+		sigprocmask(SIG_BLOCK, &all, &old);
+		if (pipe2(p, O_CLOEXEC) == 0 && (pid[i] = fork()) > 0)
+			live[i] = pid[i];
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (p[0] < 0 || pid[i] < 0) {
 			int e = errno;
 			if (pid[i] < 0 && p[0] >= 0) { /* the pipe was made, the fork failed */
 				close(p[0]);
@@ -80,6 +101,7 @@ int fleet_run(const struct conf *c, const char (*names)[CONF_NAME_MAX], unsigned
 		i = index_of(pid, n, p);
 		if (i < 0)
 			continue;
+		live[i] = 0;
 		running--;
 		res[i].ms = now_ms() - t0;
 		got = read(pipes[i], res[i].msg, sizeof(res[i].msg) - 1);

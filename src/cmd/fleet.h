@@ -23,5 +23,8 @@ typedef int (*fleet_job)(const struct conf *c, const char *name, char *msg, size
  * Returns the number of jobs that failed. */
 int fleet_run(const struct conf *c, const char (*names)[CONF_NAME_MAX], unsigned n, fleet_job job,
 	      void *arg, struct fleet_result *res);
+/* Send sig to the jobs fleet_run is waiting for (async-signal-safe: for a
+ * signal handler of the process that called fleet_run; elsewhere nothing). */
+void fleet_signal(int sig);
 
 #endif

@@ -77,29 +77,39 @@ static int resume_job(const struct conf *c, const char *name, char *msg, size_t 
 	return 0;
 }
 
-const char cmd_resume_usage[] = "resume";
-
-int cmd_resume(struct conf *c, int argc, char **argv)
+int cmd_resume_some(const struct conf *c, const char (*names)[CONF_NAME_MAX], unsigned n)
 {
-	static const struct option opts[] = { { 0 } };
 	struct fleet_result res[CONF_MAX_VMS];
-	int failed;
+	int failed = fleet_run(c, names, n, resume_job, NULL, res);
 
-	optind = 1;
-	if (cmd_getopt(argc, argv, "", opts) != -1 || argc != optind)
-		return cmd_usage(cmd_resume_usage);
-	log_to_syslog(true);
-	if (!c->n_vms) {
-		log_warn("no VMs listed in vms = ... (%s): nothing to resume",
-			 c->path[0] ? c->path : "no config file");
-		return EXIT_OK;
-	}
-	failed = fleet_run(c, (const char (*)[CONF_NAME_MAX])c->vms, c->n_vms, resume_job, NULL, res);
-	for (unsigned i = 0; i < c->n_vms; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		if (res[i].code)
 			log_error("%s: FAILED: %s", res[i].name, res[i].msg);
 		else
 			log_info("%s: %s", res[i].name, res[i].msg);
 	}
 	return failed ? EXIT_FAIL : EXIT_OK;
+}
+
+int cmd_resume_all(const struct conf *c)
+{
+	if (!c->n_vms) {
+		log_warn("no VMs listed in vms = ... (%s): nothing to resume",
+			 c->path[0] ? c->path : "no config file");
+		return EXIT_OK;
+	}
+	return cmd_resume_some(c, (const char (*)[CONF_NAME_MAX])c->vms, c->n_vms);
+}
+
+const char cmd_resume_usage[] = "resume";
+
+int cmd_resume(struct conf *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { 0 } };
+
+	optind = 1;
+	if (cmd_getopt(argc, argv, "", opts) != -1 || argc != optind)
+		return cmd_usage(cmd_resume_usage);
+	log_to_syslog(true);
+	return cmd_resume_all(c);
 }

@@ -2,32 +2,64 @@
  * (powerfail_trigger), then saves every VM in `vms` at once with the fastest
  * settings, reports each time against powerfail_deadline_ms, and exits: 0
  * only when every running VM's image is complete and durable. --now saves at
- * once (for inittab powerwait entries, UPS notify commands, shutdown). */
-#include "cmd.h"
+ * once (for inittab powerwait entries, UPS notify commands, shutdown).
+ * SIGUSR2 means power returned: saves in progress are cancelled and every VM
+ * runs again within a second (README, "Power returns during a save"). */
+#include "watch.h"
 #include "err.h"
 #include "fleet.h"
-#include "fsafe.h"
-#include "instant.h"
 #include "log.h"
 #include "snap.h"
-#include "storage.h"
 #include "util.h"
 #include "verify.h"
 #include "vm.h"
 
-#include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+/* SIGUSR2, power returned. The watch forwards it to its save jobs; a job
+ * (which inherits the flag and the handler across fork) cancels its save. */
+static volatile sig_atomic_t power_back;
+static pid_t watch_pid;
+static bool cancelled_round; /* the last save_all ended with power back */
+/* The VMs the last save_all saved (their QEMU quit): power back restores
+ * these, and no others (a VM stopped on purpose stays stopped). */
+static char saved[CONF_MAX_VMS][CONF_NAME_MAX];
+static unsigned n_saved;
+
+static void on_power_back(int sig)
+{
+	(void)sig;
+	power_back = 1;
+	if (getpid() != watch_pid)
+		snap_cancel(); /* a save job; the watch's own flag must not stick */
+	fleet_signal(SIGUSR2);
+}
+
+static void job_cancel_on_power_back(void)
+{
+	if (power_back)
+		snap_cancel();
+}
+
+/* SIGUSR2 to on_power_back (no SA_RESTART: a wait returns at once), or back
+ * to the signalfd (blocked) between power failures. */
+static void catch_power_back(bool on)
+{
+	struct sigaction sa = { .sa_handler = on_power_back };
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	if (on)
+		sigaction(SIGUSR2, &sa, NULL);
+	sigprocmask(on ? SIG_UNBLOCK : SIG_BLOCK, &set, NULL);
+}
 
 /* v3 with a channel per CPU and O_DIRECT (falling back quietly where the file
  * system refuses it); v2 where the image is a block device. */
@@ -40,6 +72,7 @@ static int save_job(const struct conf *c, const char *name, char *msg, size_t si
 	struct stat st;
 
 	(void)arg;
+	job_cancel_on_power_back();
 	conf_vm_get(c, name, &vm);
 	if (!vm_pid(c, name)) {
 		snprintf(msg, size, "not running: nothing to save");
@@ -53,6 +86,11 @@ static int save_job(const struct conf *c, const char *name, char *msg, size_t si
 		o.version = 2;
 	if (snap_save(c, name, vm.image, &o, &r) < 0)
 		return -1;
+	if (r.consumed_running) {
+		snprintf(msg, size, "power returned as the save ended: %s recorded consumed, the VM runs on",
+			 vm.image);
+		return 0;
+	}
 	snprintf(msg, size,
 		 "saved to %s: v%d, %llu MiB in %llu ms (stream %llu, RAM sync %llu, sync %llu, digest %llu)",
 		 vm.image, r.version, (unsigned long long)(r.image_size >> 20),
@@ -62,6 +100,34 @@ static int save_job(const struct conf *c, const char *name, char *msg, size_t si
 	return 0;
 }
 
+static void resume_saved(const struct conf *c)
+{
+	if (n_saved)
+		cmd_resume_some(c, (const char (*)[CONF_NAME_MAX])saved, n_saved);
+	n_saved = 0;
+}
+
+static void report(const struct conf *c, const struct fleet_result *res)
+{
+	n_saved = 0;
+	for (unsigned i = 0; i < c->n_vms; i++) {
+		const struct fleet_result *r = &res[i];
+		if (!r->code && !strncmp(r->msg, "saved to ", 9))
+			str_copy(saved[n_saved++], CONF_NAME_MAX, r->name);
+		if (r->code && power_back && strstr(r->msg, "cancelled: power returned"))
+			log_info("%s: %s", r->name, r->msg);
+		else if (r->code)
+			log_error("%s: save FAILED after %llu ms: %s", r->name, (unsigned long long)r->ms, r->msg);
+		else
+			log_info("%s: %s; %llu ms of the %u ms deadline%s", r->name, r->msg,
+				 (unsigned long long)r->ms, c->powerfail_deadline_ms,
+				 r->ms > c->powerfail_deadline_ms ? " (OVER the deadline)" : "");
+	}
+}
+
+/* Every VM at once. SIGUSR2 during it cancels what is not committed yet;
+ * then the VMs are resumed (those whose save had ended restored from their
+ * image) and the result is 1 (no complete set of images). */
 static int save_all(const struct conf *c)
 {
 	struct fleet_result res[CONF_MAX_VMS];
@@ -73,166 +139,102 @@ static int save_all(const struct conf *c)
 		return EXIT_OK;
 	}
 	log_info("power fail: saving %u VM(s), deadline %u ms", c->n_vms, c->powerfail_deadline_ms);
+	catch_power_back(true);
 	failed = fleet_run(c, (const char (*)[CONF_NAME_MAX])c->vms, c->n_vms, save_job, NULL, res);
-	for (unsigned i = 0; i < c->n_vms; i++) {
-		const struct fleet_result *r = &res[i];
-		if (r->code)
-			log_error("%s: save FAILED after %llu ms: %s", r->name, (unsigned long long)r->ms, r->msg);
-		else
-			log_info("%s: %s; %llu ms of the %u ms deadline%s", r->name, r->msg,
-				 (unsigned long long)r->ms, c->powerfail_deadline_ms,
-				 r->ms > c->powerfail_deadline_ms ? " (OVER the deadline)" : "");
+	report(c, res);
+	if (power_back) {
+		log_info("power returned during the save (%llu ms): the VMs run again",
+			 (unsigned long long)(now_ms() - t0));
+		resume_saved(c); /* a VM whose save had ended; the others run on */
+		catch_power_back(false);
+		power_back = 0;
+		cancelled_round = true;
+		return EXIT_FAIL;
 	}
+	catch_power_back(false);
 	log_info("power fail: %s in %llu ms", failed ? "NOT every image is complete" : "every image is complete and durable",
 		 (unsigned long long)(now_ms() - t0));
 	return failed ? EXIT_FAIL : EXIT_OK;
 }
 
-/* One watch per host: a pidfile for `kill -PWR`, a lock so two cannot race. */
-static int claim(const struct conf *c)
+/* --now: save at once. It takes the pidfile (waiting a little for a watch
+ * told to stop) so that power returning can reach it with SIGUSR2 too. */
+static int save_now(const struct conf *c)
 {
-	char path[CONF_PATH_MAX + 16], pid[16];
-	int fd;
+	int lock, rc;
+	sigset_t set;
 
-	mkdir(c->run_dir, 0700);
-	if (fsafe_private_dir(c->run_dir, "run_dir") < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/watch.pid", c->run_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return err_sys(EXIT_FAIL, "%s", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		close(fd);
-		return err_set(EXIT_FAIL, "another vmsnap watch is running (%s is locked)", path);
+	/* SIGUSR2 is held back until save_all catches it: power back before
+	 * the save started means no save at all. SIGTERM (a stop, aimed at the
+	 * daemon whose pidfile this becomes) never cuts a save short. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* A daemon told to stop lets go at once; one saving, once it has. */
+	lock = watch_claim(c, c->powerfail_deadline_ms + 5000);
+	if (lock == -1)
+		return cmd_fail("watch");
+	if (lock == -2) {
+		log_warn("%s; saving without it (power returning cannot cancel this save)", err_msg());
+		err_clear();
 	}
-	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) < 0 || write_all(fd, pid, strlen(pid)) < 0) {
-		close(fd);
-		return err_sys(EXIT_FAIL, "%s", path);
+	rc = save_all(c);
+	if (lock >= 0) {
+		watch_unlink_pidfile(c);
+		close(lock);
 	}
-	return fd;
+	/* SIGUSR2 after the save ended (blocked since): the VMs quit, so
+	 * power back means restoring them. From the unlink on, whoever
+	 * reports power back finds no watch and resumes the VMs itself. */
+	if (sigpending(&set) == 0 && sigismember(&set, SIGUSR2)) {
+		log_info("power returned after the save ended: resuming the VMs");
+		resume_saved(c);
+		rc = EXIT_FAIL;
+	}
+	return rc;
 }
 
-static void unlink_pidfile(const struct conf *c)
+/* After a save: signals that came during it wait in sfd. A second power
+ * failure is ignored (one save per power failure); SIGUSR2 means power came
+ * back after the save ended: true. */
+static bool late_power_back(int sfd)
 {
-	char path[CONF_PATH_MAX + 16];
+	struct signalfd_siginfo si;
+	bool back = false;
 
-	snprintf(path, sizeof(path), "%s/watch.pid", c->run_dir);
-	unlink(path);
-}
-
-/* Watch the trigger file's directory; -1 without a trigger. */
-static int watch_trigger(const struct conf *c)
-{
-	char dir[CONF_PATH_MAX];
-	int fd;
-
-	if (!c->powerfail_trigger[0])
-		return -1;
-	if (access(c->powerfail_trigger, F_OK) == 0)
-		log_warn("%s exists already: waiting for it to be created anew", c->powerfail_trigger);
-	path_dir(dir, sizeof(dir), c->powerfail_trigger); /* fits: the conf holds it */
-	fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (fd < 0 || inotify_add_watch(fd, dir, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
-		err_sys(EXIT_USAGE, "watching powerfail_trigger %s", c->powerfail_trigger);
-		if (fd >= 0)
-			close(fd);
-		return -2;
+	fcntl(sfd, F_SETFL, O_NONBLOCK);
+	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGUSR2)
+			back = true;
+		else
+			log_info("signal %d during the save: ignored (one save per power failure)",
+				 (int)si.ssi_signo);
 	}
-	return fd;
+	fcntl(sfd, F_SETFL, 0);
+	return back;
 }
 
-/* True when an inotify batch names the trigger file. */
-static bool trigger_seen(int fd, const char *trigger)
+/* Until a power failure whose save power does not interrupt: 1 saved, 2
+ * saved with failures, 0 stopped, -1 error. Power back during or after the
+ * save: the VMs run again and the watch goes on watching. */
+static int watch_loop(const struct conf *c, int sfd, int ifd)
 {
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	const char *base = strrchr(trigger, '/') + 1;
-	bool seen = false;
-	ssize_t n;
-
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		for (char *p = buf; p < buf + n;) {
-			struct inotify_event *e = (struct inotify_event *)p;
-			if (e->len && !strcmp(e->name, base))
-				seen = true;
-			p += sizeof(*e) + e->len;
-		}
-	}
-	return seen;
-}
-
-/* Instant-mode VMs: start writeback of their RAM files every few seconds, so
- * that at power fail little is left for the save's sync. Asynchronous: the
- * kernel writes, nothing waits. */
-#define FLUSH_MS 5000
-static bool any_instant(const struct conf *c)
-{
-	struct conf_vm vm;
-
-	for (unsigned i = 0; i < c->n_vms; i++) {
-		conf_vm_get(c, c->vms[i], &vm);
-		if (vm.instant)
-			return true;
-	}
-	return false;
-}
-
-static void flush_instant(const struct conf *c)
-{
-	static pid_t flusher;
-	struct conf_vm vm;
-
-	if (flusher > 0 && waitpid(flusher, NULL, WNOHANG) == 0)
-		return; /* the last one is still at it */
-	/* In a child: submitting gigabytes of writeback can block, and the
-	 * daemon must stay free to react to a power failure at once. */
-	flusher = fork();
-	if (flusher != 0)
-		return;
-	for (unsigned i = 0; i < c->n_vms; i++) {
-		char ram[CONF_PATH_MAX + 8];
-
-		conf_vm_get(c, c->vms[i], &vm);
-		if (vm.instant && vm_pid(c, vm.name) && inst_ram_path(c, vm.name, ram, sizeof(ram)) == 0)
-			inst_writeback(ram);
-	}
-	_exit(0);
-}
-
-static int wait_for_power_fail(const struct conf *c, int sfd, int ifd)
-{
-	/* Without instant VMs there is nothing to do between power failures:
-	 * no timer, the daemon sleeps until a signal or the trigger. */
-	int tick = any_instant(c) ? FLUSH_MS : -1;
-
-	log_info("watching for power failure (SIGPWR, SIGUSR1%s%s), VMs: %u", ifd >= 0 ? ", " : "",
-		 ifd >= 0 ? c->powerfail_trigger : "", c->n_vms);
 	for (;;) {
-		struct pollfd p[2] = { { .fd = sfd, .events = POLLIN }, { .fd = ifd, .events = POLLIN } };
-		struct signalfd_siginfo si;
+		int rc = watch_wait(c, sfd, ifd);
 
-		int n = poll(p, ifd >= 0 ? 2 : 1, tick);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return err_sys(EXIT_FAIL, "poll");
-		if (n == 0) {
-			flush_instant(c);
-			continue;
+		if (rc <= 0)
+			return rc;
+		rc = save_all(c);
+		if (late_power_back(sfd) && !cancelled_round) {
+			log_info("power returned after the save ended: resuming the VMs");
+			resume_saved(c);
+			cancelled_round = true;
 		}
-		if (ifd >= 0 && p[1].revents && trigger_seen(ifd, c->powerfail_trigger)) {
-			log_info("power fail: %s appeared", c->powerfail_trigger);
-			return 1;
-		}
-		if (p[0].revents && read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			if (si.ssi_signo == SIGPWR || si.ssi_signo == SIGUSR1) {
-				log_info("power fail: signal %s", si.ssi_signo == SIGPWR ? "SIGPWR" : "SIGUSR1");
-				return 1;
-			}
-			log_info("stopping on signal %d without saving", (int)si.ssi_signo);
-			return 0;
-		}
+		if (!cancelled_round)
+			return rc == EXIT_OK ? 1 : 2;
+		cancelled_round = false;
+		log_info("watching again");
 	}
 }
 
@@ -254,19 +256,22 @@ int cmd_watch(struct conf *c, int argc, char **argv)
 	if (argc != optind)
 		return cmd_usage(cmd_watch_usage);
 	log_to_syslog(true);
+	watch_pid = getpid();
 	if (now)
-		return save_all(c);
-	if ((lock = claim(c)) < 0)
-		return cmd_fail("watch");
+		return save_now(c);
 	/* Signals arrive through a file descriptor: a second SIGPWR during the
-	 * save just waits there unread, and the daemon exits after saving. */
+	 * save just waits there unread, and the daemon exits after saving.
+	 * Blocked before the pidfile names this process. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGPWR);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	if ((lock = watch_claim(c, 0)) < 0)
+		return cmd_fail("watch");
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (sfd < 0 || (ifd = watch_trigger(c)) == -2) {
 		if (sfd < 0)
@@ -274,17 +279,9 @@ int cmd_watch(struct conf *c, int argc, char **argv)
 		close(lock);
 		return cmd_fail("watch");
 	}
-	rc = wait_for_power_fail(c, sfd, ifd);
-	if (rc > 0) {
-		struct signalfd_siginfo si;
-		rc = save_all(c);
-		fcntl(sfd, F_SETFL, O_NONBLOCK);
-		while (read(sfd, &si, sizeof(si)) == sizeof(si))
-			log_info("signal %d during the save: ignored (one save per power failure)", (int)si.ssi_signo);
-	} else {
-		rc = rc < 0 ? cmd_fail("watch") : EXIT_OK;
-	}
-	unlink_pidfile(c);
+	rc = watch_loop(c, sfd, ifd);
+	rc = rc < 0 ? cmd_fail("watch") : rc == 2 ? EXIT_FAIL : EXIT_OK;
+	watch_unlink_pidfile(c);
 	close(lock);
 	return rc;
 }
