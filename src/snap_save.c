@@ -98,12 +98,16 @@ static int write_prologue(struct save *s)
 
 /* A signed save QEMU writes into a fresh file of ours (the temporary file),
  * the VM stopped: the digest starts on the chunks QEMU has completed while it
- * writes the rest (sig_early_start). Instant mode keeps its own digests. */
+ * writes the rest (sig_early_start). Only a v2 stream: QEMU appends it, so
+ * everything below the file's size is final. A v3 (mapped-ram) stream is not
+ * append-only: each RAM block's bitmap is written at the end into the page
+ * that holds the block's header, written at the start, so a chunk without a
+ * hole may still change. Instant mode keeps its own digests. */
 static void start_early(struct save *s)
 {
 	uint64_t max = s->h.ram_size + s->plugged;
 
-	if (!s->o->sign_key || s->t.kind != STOR_REG || s->h.version == IMG_VERSION_INSTANT ||
+	if (!s->o->sign_key || s->t.kind != STOR_REG || s->h.version != 2 ||
 	    getenv("VMSNAP_NO_EARLY_DIGEST"))
 		return;
 	s->early_fd = open(s->t.tmp, O_RDONLY | O_CLOEXEC);

@@ -129,12 +129,12 @@ expect_rc "  ... verifies" 0 vs verify "$T/save/d3.img"
 
 # The digest hashed while QEMU writes (sig_early_*) and the one hashed only
 # afterwards (VMSNAP_NO_EARLY_DIGEST=1) both verify; the latter hashed nothing early.
-expect_rc "v3 signed save, the digest only after QEMU finished (VMSNAP_NO_EARLY_DIGEST=1)" 0 \
+expect_rc "v2 signed save, the digest only after QEMU finished (VMSNAP_NO_EARLY_DIGEST=1)" 0 \
 	env VMSNAP_NO_EARLY_DIGEST=1 "$VMSNAP" --config "$T/vmsnap.conf" save vm1 "$T/save/late.img" \
-	--format 3 --keep-running --json
+	--format 2 --keep-running --json
 check "  ... nothing hashed early" grep -q '"digest_early_bytes":0,' "$T/out"
 expect_rc "  ... verifies" 0 vs verify "$T/save/late.img"
-expect_rc "v3 signed save, hashed while QEMU writes" 0 vs save vm1 "$T/save/early.img" --format 3 --keep-running --json
+expect_rc "v2 signed save, hashed while QEMU writes" 0 vs save vm1 "$T/save/early.img" --format 2 --keep-running --json
 echo "# early: $(grep -oE '"digest_(early|read)_bytes":[0-9]+' "$T/out" | tr '\n' ' ')"
 expect_rc "  ... verifies" 0 vs verify "$T/save/early.img"
 rm -f "$T/save/late.img" "$T/save/early.img"
