@@ -276,7 +276,7 @@ rootfs: $(O)/vmsnap
 QEMU_BIN     ?= /usr/bin/qemu-system-x86_64
 IMAGE_BOARDS := $(if $(filter command line environment,$(origin BOARD)),$(BOARD),\
 	$(patsubst board/%/image.conf,%,$(wildcard board/*/image.conf)))
-IMAGE_COMMON := scripts/mkimage scripts/mkcpio scripts/fetch-kernel $(O)/vmsnap $(O)/guest/guest.elf \
+IMAGE_COMMON := scripts/mkimage scripts/mkcpio scripts/fetch-kernel scripts/fetch-package $(O)/vmsnap $(O)/guest/guest.elf \
 	$(QEMU_BIN) $(shell find image rootfs-overlay $(IMAGE_EXTRA_OVERLAYS) -type f 2>/dev/null)
 export IMAGE_EXTRA_OVERLAYS
 $(O)/guest/guest.elf: FORCE
@@ -296,7 +296,7 @@ image-build: $(IMAGE_BOARDS:%=$(O)/images/%/.built)
 
 # Boots one board's image: its console here, the technician console on a pty.
 run-image: $(O)/images/$(BOARD)/.built
-	@scripts/run-image $(O)/images/$(BOARD)
+	@scripts/run-image $(O)/images/$(BOARD) $(RUN_IMAGE_ARGS)
 
 # The system tests boot the images (tests/system/run): not part of make check
 # (nested TCG is slow); .ci/run runs them after it.

@@ -129,9 +129,11 @@ class Port:
 
 class Appliance:
     """A boot of an image: Appliance(board, data_disk) boots; .s0 .s1 .s2
-    are the ports, .qmp() talks to the outer QEMU, .kill() cuts the power."""
+    are the ports, .qmp() talks to the outer QEMU, .kill() cuts the power.
+    init: the image's first program (run-image --init; None: BusyBox init);
+    append: more kernel command-line words (run-image --append)."""
 
-    def __init__(self, board, data, mem="1G", tmp=None):
+    def __init__(self, board, data, mem="1G", tmp=None, init=None, append=None):
         self.dir = os.path.join(TOP, "build", "images", board)
         self.tmp = tmp or tempfile.mkdtemp(prefix="vmsnap-sys-")
         if self.tmp not in TMPDIRS:
@@ -148,7 +150,8 @@ class Appliance:
             [os.path.join(TOP, "scripts", "run-image"), self.dir, "--data", data, "--mem", mem,
              "--ttyS0", "socket,path=" + self.s0.path, "--ttyS1", "socket,path=" + self.s1.path,
              "--ttyS2", "socket,path=" + self.s2.path,
-             "--qmp", "socket,path=%s,server=on,wait=off" % self.qmp_path],
+             "--qmp", "socket,path=%s,server=on,wait=off" % self.qmp_path]
+            + (["--init", init] if init else []) + (["--append", append] if append else []),
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         BOOTED.append(self)
         for p in (self.s0, self.s1, self.s2):
