@@ -2,7 +2,9 @@
 # daemons call them: apcupsd's apccontrol (/etc/apcupsd/EVENT with its four
 # arguments), NUT's upsmon NOTIFYCMD ($NOTIFYTYPE) and upssched CMDSCRIPT
 # (a timer name), sysvinit's powerfail/powerfailnow/powerokwait lines of
-# inittab.vmsnap, run exactly as written there. Each saves vm1 (the test
+# inittab.vmsnap, run exactly as written there, and systemd's
+# vmsnap-powerfail.service (systemd-analyze verify, systemctl enable into
+# sigpwr.target.wants, its ExecStart run as systemd runs it). Each saves vm1 (the test
 # guest) and brings it back; power returning in the middle of a save (QEMU
 # held with SIGSTOP while its stream is half written) cancels it: the guest
 # runs on within a second and no image claims to be complete.
@@ -95,6 +97,47 @@ down
 check "sysvinit powerfailnow (L): vm1 saved before it returned" eval 'initline powerfailnow && saved'
 check "sysvinit powerokwait (O)" initline powerokwait
 up "sysvinit powerokwait"
+
+# --- systemd: vmsnap-powerfail.service, wanted by sigpwr.target (systemd starts
+# the target when PID 1 gets SIGPWR). systemd is not PID 1 here: the unit is
+# checked by systemd's own tools offline (--root), against the real
+# sigpwr.target of the host's systemd, and its ExecStart is run as systemd
+# would run it: no shell, the environment systemd gives a system service (its
+# PATH) plus the unit's Environment= lines (none), plus this test's layout.
+SD=$R/etc/systemd/system/vmsnap-powerfail.service
+sd_key() { sed -n "/^\[$1\]/,/^\[/s/^$2=//p" "$SD"; }
+if command -v systemd-analyze >/dev/null && [ -f /lib/systemd/system/sigpwr.target ]; then
+	mkdir -p "$R/lib/systemd/system" && cp /lib/systemd/system/sigpwr.target "$R/lib/systemd/system/"
+	check "systemd: systemd-analyze verify of the unit, its ExecStart in the root: clean" \
+		eval 'systemd-analyze --root="$R" --man=no verify "$SD" >"$T/out" 2>&1 && [ ! -s "$T/out" ]'
+	mkdir -p "$T/sdbare/etc/systemd/system" && cp "$SD" "$T/sdbare/etc/systemd/system/"
+	check "  ... and it does check ExecStart: refused in a root without vmsnap-power" eval \
+		'! systemd-analyze --root="$T/sdbare" --man=no verify "$T/sdbare/etc/systemd/system/${SD##*/}" >"$T/out" 2>&1 &&
+		grep -q "vmsnap-power is not executable" "$T/out"'
+	check "systemd: systemctl enable links it into sigpwr.target.wants, no warning" eval \
+		'systemctl --root="$R" enable "${SD##*/}" >"$T/out" 2>&1 && ! grep -qi "non-existent\|warn" "$T/out" &&
+		[ "$(readlink "$R/etc/systemd/system/sigpwr.target.wants/${SD##*/}")" = "/etc/systemd/system/${SD##*/}" ]'
+	check "  ... sigpwr.target with its wants verifies" \
+		eval 'systemd-analyze --root="$R" --man=no verify "$R/lib/systemd/system/sigpwr.target" >"$T/out" 2>&1 && [ ! -s "$T/out" ]'
+	check "  ... [Install] WantedBy=sigpwr.target" test "$(sd_key Install WantedBy)" = sigpwr.target
+	check "  ... [Unit] DefaultDependencies=no, Before=shutdown.target (a shutdown waits for the save)" \
+		test "$(sd_key Unit DefaultDependencies) $(sd_key Unit Before)" = "no shutdown.target"
+	check "  ... [Service] Type=oneshot (done when the images are), TimeoutStartSec=infinity" \
+		test "$(sd_key Service Type) $(sd_key Service TimeoutStartSec)" = "oneshot infinity"
+	check "  ... ExecStart=/usr/sbin/vmsnap-power fail" test "$(sd_key Service ExecStart)" = "/usr/sbin/vmsnap-power fail"
+	down
+	# shellcheck disable=SC2046 # ExecStart and Environment= are split into words, as systemd does
+	check "systemd: the unit's ExecStart, run as systemd runs it: vm1 saved before it returned" eval \
+		'env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin $(sd_key Service Environment) \
+			VMSNAP="$VMSNAP" VMSNAP_CONF="$VMSNAP_CONF" RUN_DIR="$RUN_DIR" VMSNAP_INIT="$VMSNAP_INIT" \
+			VMSNAP_POWER_LOG="$VMSNAP_POWER_LOG" WATCH_LOG="$WATCH_LOG" "$R"$(sd_key Service ExecStart) \
+			>"$T/out" 2>"$T/err" && saved'
+	check "  ... the watcher has ended (the save stopped it)" not watching
+	check "power back (vmsnap-power ok, as a UPS daemon's hook runs it)" run "$VMSNAP_POWER" ok
+	up "systemd, then power back"
+else
+	fail "systemd: systemd-analyze or /lib/systemd/system/sigpwr.target missing (Debian 12 has both: apt-get install systemd)"
+fi
 
 # --- power returns during a save. hold_mid_save: once QEMU has written
 # 32 MiB of the stream it is stopped (SIGSTOP), so the save is surely
