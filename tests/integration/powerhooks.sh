@@ -182,7 +182,9 @@ for how in daemon now; do
 	else
 		"$R/usr/sbin/vmsnap-power" fail >"$T/now.out" 2>&1 &
 		nowpid=$!
-		label="sysvinit powerfailnow, then powerokwait mid-save"
+		# (vmsnap-power fail as a hook runs it: sysvinit itself starts powerokwait
+		# only after a powerfailnow line ends, see tests/system/test_sysvinit.py)
+		label="vmsnap-power fail, then the powerokwait line mid-save"
 		check "$label: the save is underway" hold_mid_save "$q"
 		back_in_time "$label" sh -c "$R$(sed -n 's|^po::powerokwait:||p' "$R/etc/inittab.vmsnap")"
 		wait_exit "$nowpid" 60

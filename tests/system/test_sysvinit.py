@@ -141,8 +141,8 @@ watching(a, "... the watcher still runs")
 
 # F; the timer's save is held half-way (QEMU stopped once 16 MiB of the stream
 # are written); O cancels it: the guest runs on within 1 s, no image is complete.
-# QEMU 10.0 (Debian 12 backports) has been seen to segfault in its cancel (about
-# 1 in 5 here; the kernel logs it): that attempt is said, checked for what still
+# QEMU 10.0.2 (Debian 12 backports) has been seen to segfault in its cancel (3
+# of 12 attempts here; the kernel logs it): that attempt is said, checked for what still
 # must hold (no image claims completeness; powerokwait cold-starts vm1 again),
 # and the case is run again, at most 3 times in all.
 HOLD = ("q=$(cat /run/vmsnap/vm1.pid); w() { sed -n 's/^wchar: //p' /proc/$q/io; }; w0=$(w); "
