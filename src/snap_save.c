@@ -273,6 +273,11 @@ static int attach(struct save *s, int *lock)
 			       s->name, s->name);
 	if (read_file(s->paths.def, IMG_DEF_MAX, &s->def, &s->def_len) < 0)
 		return err_wrap("VM '%s' has no launch definition", s->name);
+	if (s->o->golden) {
+		char what[CONF_NAME_MAX + 48];
+		snprintf(what, sizeof(what), "golden image of VM '%s'", s->name);
+		vm_def_genid_warn(s->def, s->def_len, what);
+	}
 	return 0;
 }
 
