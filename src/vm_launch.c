@@ -152,5 +152,7 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	 * whatever QEMU does with its umask. */
 	if (chmod(p.qmp, 0600) < 0)
 		log_warn("QMP socket %s: chmod 0600: %s", p.qmp, strerror(errno));
+	if (vm_def_has_agent(d) && chmod(p.qga, 0600) < 0)
+		log_warn("guest agent socket %s: chmod 0600: %s", p.qga, strerror(errno));
 	return record_def(&p, d);
 }
