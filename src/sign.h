@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "util.h"
 
 #define SIG_HASH 32u
 #define SIG_CHUNK (1u << 20) /* payload digest chunk */
@@ -50,6 +51,10 @@ struct sig_early *sig_early_start(int fd, uint64_t off, uint64_t max_len, uint32
 int sig_early_finish(struct sig_early *e, bool keep, int fd, uint64_t len, int threads,
 		     uint8_t out[SIG_HASH], struct sig_info *info);
 void sig_early_free(struct sig_early *e);
+/* Stops e's threads and keeps only the chunks hashed early that lie wholly
+ * within one of the n ranges (file offsets): the rest of the file QEMU may
+ * have written again after they were hashed (a v3 stream's block headers). */
+void sig_early_restrict(struct sig_early *e, const struct file_range *final, size_t n);
 
 /* The pieces both ways of computing the digest share: the hash of len zero
  * bytes, the root over the chunk hashes. */

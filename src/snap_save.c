@@ -7,6 +7,7 @@
 #include "image.h"
 #include "instant.h"
 #include "log.h"
+#include "mapped_ram.h"
 #include "mig.h"
 #include "qmp.h"
 #include "relay.h"
@@ -98,23 +99,36 @@ static int write_prologue(struct save *s)
 
 /* A signed save QEMU writes into a fresh file of ours (the temporary file),
  * the VM stopped: the digest starts on the chunks QEMU has completed while it
- * writes the rest (sig_early_start). Only a v2 stream: QEMU appends it, so
- * everything below the file's size is final. A v3 (mapped-ram) stream is not
+ * writes the rest (sig_early_start). A v2 stream QEMU appends, so everything
+ * below the file's size is final. A v3 (mapped-ram) stream is not
  * append-only: each RAM block's bitmap is written at the end into the page
- * that holds the block's header, written at the start, so a chunk without a
- * hole may still change. Instant mode keeps its own digests. */
+ * that holds the block's header, so only the chunks within the blocks' pages
+ * regions are final (early_keep). Instant mode keeps its own digests. */
 static void start_early(struct save *s)
 {
 	uint64_t max = s->h.ram_size + s->plugged;
 
-	if (!s->o->sign_key || s->t.kind != STOR_REG || s->h.version != 2 ||
-	    getenv("VMSNAP_NO_EARLY_DIGEST"))
+	if (!s->o->sign_key || s->t.kind != STOR_REG || getenv("VMSNAP_NO_EARLY_DIGEST"))
 		return;
 	s->early_fd = open(s->t.tmp, O_RDONLY | O_CLOEXEC);
 	if (s->early_fd < 0)
 		return;
 	s->early = sig_early_start(s->early_fd, s->h.stream_offset, max + max / 8 + (64u << 20),
 				   SIG_CHUNK, usable_cpus());
+}
+
+/* A v3 stream's chunks hashed early that stand: those within the pages
+ * regions of its RAM blocks, where QEMU wrote each page once. */
+static void early_keep(struct save *s)
+{
+	struct file_range r[MR_MAX_BLOCKS];
+	int n;
+
+	if (s->h.version != 3)
+		return;
+	n = mr_pages_regions(s->early_fd, s->h.stream_offset, s->h.stream_length, r, MR_MAX_BLOCKS);
+	log_debug("early digest: %d pages regions of RAM blocks recognised in the v3 stream", n);
+	sig_early_restrict(s->early, r, n > 0 ? (size_t)n : 0);
 }
 
 static int migrate(struct save *s, struct mig_stats *st)
@@ -191,6 +205,7 @@ static int digest_payload(struct save *s)
 			stor_sync_start(&s->t);
 		if (!s->sent_once)
 			log_info("QEMU's page counts do not show each page sent once: the chunks hashed during the save are hashed again");
+		early_keep(s);
 		rc = sig_early_finish(s->early, s->sent_once, s->early_fd, s->h.stream_length, usable_cpus(),
 				      s->h.payload_digest, &in);
 		s->early = NULL;

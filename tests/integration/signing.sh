@@ -128,15 +128,26 @@ check "  ... none of the stream cached" cached_little "$T/save/d3.img"
 expect_rc "  ... verifies" 0 vs verify "$T/save/d3.img"
 
 # The digest hashed while QEMU writes (sig_early_*) and the one hashed only
-# afterwards (VMSNAP_NO_EARLY_DIGEST=1) both verify; the latter hashed nothing early.
+# afterwards (VMSNAP_NO_EARLY_DIGEST=1) both verify; the latter hashed nothing
+# early. A v3 stream keeps only the chunks within its RAM blocks' pages
+# regions: a block's bitmap, written last beside its header, is hashed after.
 expect_rc "v2 signed save, the digest only after QEMU finished (VMSNAP_NO_EARLY_DIGEST=1)" 0 \
 	env VMSNAP_NO_EARLY_DIGEST=1 "$VMSNAP" --config "$T/vmsnap.conf" save vm1 "$T/save/late.img" \
 	--format 2 --keep-running --json
 check "  ... nothing hashed early" grep -q '"digest_early_bytes":0,' "$T/out"
 expect_rc "  ... verifies" 0 vs verify "$T/save/late.img"
-expect_rc "v2 signed save, hashed while QEMU writes" 0 vs save vm1 "$T/save/early.img" --format 2 --keep-running --json
-echo "# early: $(grep -oE '"digest_(early|read)_bytes":[0-9]+' "$T/out" | tr '\n' ' ')"
-expect_rc "  ... verifies" 0 vs verify "$T/save/early.img"
+for fmt in 2 3; do
+	expect_rc "v$fmt signed save, hashed while QEMU writes" 0 \
+		vs --verbose save vm1 "$T/save/early.img" --format $fmt --keep-running --json
+	early=$(grep -oE '"digest_early_bytes":[0-9]+' "$T/out" | cut -d: -f2)
+	echo "# v$fmt early: $(grep -oE '"digest_(early|read)_bytes":[0-9]+' "$T/out" | tr '\n' ' ')"
+	check "  ... more than 64 MiB of the stream hashed while QEMU wrote ($early bytes)" \
+		test "${early:-0}" -gt $((64 << 20))
+	[ $fmt = 3 ] && check "  ... the RAM blocks' pages regions found in the stream" \
+		grep -qE "early digest: [1-9][0-9]* pages regions of RAM blocks" "$T/err"
+	expect_rc "  ... verifies" 0 vs verify "$T/save/early.img"
+	rm -f "$T/save/early.img"
+done
 rm -f "$T/save/late.img" "$T/save/early.img"
 
 # Policy: require_signature refuses unsigned images.

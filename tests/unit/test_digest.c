@@ -445,6 +445,43 @@ static void test_early_digest_dropped_equals_read_back(void **s)
 	early_case(false);
 }
 
+/* A v3 stream: chunk 0 (a block's header) complete at the start and written
+ * again at the end (its bitmap), the rest written once. With the early
+ * hashes restricted to the "pages region" (chunks 1..N-1), the root is the
+ * read-back's; only chunks of that region count as hashed early. */
+static void test_early_digest_restricted_to_final_ranges(void **s)
+{
+	enum { N = 24, OFF = 8192 };
+	uint64_t len = (uint64_t)N * EC;
+	uint8_t *b = content(len, NULL, 0, SIZE_MAX), got[SIG_HASH], want[SIG_HASH];
+	struct file_range pages = { OFF + EC, OFF + len };
+	char path[4096];
+	int fd = open(tu_path(path, dir, "early3"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	struct sig_info in = { 0 };
+	struct sig_early *e;
+
+	(void)s;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, OFF), 0);
+	assert_non_null(e = sig_early_start(fd, OFF, 2 * len, EC, 2));
+	assert_int_equal(pwrite(fd, b, EC, OFF), EC); /* the header, bitmap still zero */
+	for (int i = 1; i < N; i++) {
+		assert_int_equal(pwrite(fd, b + (uint64_t)i * EC, EC, (off_t)(OFF + (uint64_t)i * EC)), EC);
+		usleep(3000);
+	}
+	usleep(20000);
+	memset(b + 100, 0xa5, 512); /* the bitmap, written last */
+	assert_int_equal(pwrite(fd, b + 100, 512, OFF + 100), 512);
+	sig_early_restrict(e, &pages, 1);
+	assert_int_equal(sig_early_finish(e, true, fd, len, 2, got, &in), 0);
+	reference(b, len, EC, want);
+	assert_memory_equal(got, want, SIG_HASH);
+	assert_true(in.bytes_early >= EC && in.bytes_early <= len - EC);
+	assert_true(in.bytes_read >= EC);
+	close(fd);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +500,7 @@ int main(void)
 		cmocka_unit_test(test_relay_digest_equals_read_back),
 		cmocka_unit_test(test_early_digest_equals_read_back),
 		cmocka_unit_test(test_early_digest_dropped_equals_read_back),
+		cmocka_unit_test(test_early_digest_restricted_to_final_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
