@@ -49,6 +49,13 @@ int snap_save_query_vm(struct save *s);
 int snap_save_preflight(struct save *s, const char *target);
 void snap_save_note_old_ram(struct save *s, const char *target);
 
+/* The payload digest (snap_save_digest.c): a signed v3 --bypass-cache save's
+ * way through the cache, chosen before the migration; hashing while QEMU
+ * writes, started with it; the digest into s->h once QEMU has finished. */
+void snap_save_signed_through_cache(struct save *s);
+void snap_save_start_early(struct save *s);
+int snap_save_digest(struct save *s);
+
 /* After a failure (snap_recover.c): put the VM back as it was, and add to
  * the pending error how it was left (and, on a full file system, how full). */
 void snap_save_fail(struct save *s);
