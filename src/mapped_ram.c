@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define MR_HDR 28u               /* the MappedRamHeader's size */
 #define MR_FIRST (64u << 10)     /* where the first block's header must be */
@@ -19,7 +20,27 @@ static uint64_t be(const uint8_t *p, int n)
 
 struct block {
 	uint64_t page, bitmap, pages, used;
+	char id[MR_ID_MAX];
 };
+
+/* The first block's id, which ends 8 bytes before its header at h (in buf):
+ * a length byte, the id (printable), and before them the RAM section's
+ * total size, whose low byte carries the MEM_SIZE flag (0x04). */
+static void block_id(struct block *b, const uint8_t *buf, size_t h)
+{
+	b->id[0] = 0;
+	for (size_t n = 1; n < MR_ID_MAX && n + 10 <= h; n++) {
+		const uint8_t *id = buf + h - 8 - n;
+		bool printable = true;
+		for (size_t i = 0; i < n; i++)
+			printable = printable && id[i] > ' ' && id[i] < 0x7f;
+		if (id[-1] == n && printable && (id[-2] & 0x04)) {
+			memcpy(b->id, id, n);
+			b->id[n] = 0;
+			return;
+		}
+	}
+}
 
 /* The MappedRamHeader at file offset at, held in h (the 8 bytes before it
  * are the block's length): true if it is one, for a stream ending at end. */
@@ -49,6 +70,8 @@ static int first_block(int fd, uint64_t off, uint64_t end, struct block *b)
 
 	for (size_t p = 8; r > 0 && !found && p + MR_HDR <= (size_t)r; p++)
 		found = buf[p + 3] == 1 && header_at(buf + p, off + p, end, b);
+	if (found)
+		block_id(b, buf, (size_t)(b->bitmap - MR_HDR - off));
 	free(buf);
 	return r < 0 ? -1 : found;
 }
@@ -67,10 +90,21 @@ static int next_block(int fd, uint64_t at, uint64_t end, const struct block *pre
 	h = 1 + (size_t)buf[0] + 8;
 	if (buf[0] == 0 || (size_t)r < h + MR_HDR || !header_at(buf + h, at + h, end, b))
 		return 0;
+	b->id[0] = 0;
+	if (buf[0] < MR_ID_MAX) {
+		memcpy(b->id, buf + 1, buf[0]);
+		b->id[buf[0]] = 0;
+	}
 	return b->page == prev->page;
 }
 
 int mr_pages_regions(int fd, uint64_t off, uint64_t len, struct file_range *r, int max)
+{
+	return mr_blocks(fd, off, len, r, NULL, max);
+}
+
+int mr_blocks(int fd, uint64_t off, uint64_t len, struct file_range *r, char (*ids)[MR_ID_MAX],
+	      int max)
 {
 	uint64_t end = off + len;
 	struct block b, next;
@@ -81,6 +115,8 @@ int mr_pages_regions(int fd, uint64_t off, uint64_t len, struct file_range *r, i
 	do {
 		if (n == max)
 			break;
+		if (ids)
+			memcpy(ids[n], b.id, MR_ID_MAX);
 		r[n++] = (struct file_range){ b.pages, b.pages + b.used };
 		k = next_block(fd, b.pages + b.used, end, &b, &next);
 		b = next;

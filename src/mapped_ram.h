@@ -20,5 +20,9 @@
  * directly after the pages of the one before, until a header does not check
  * out. Returns the count (0: none recognised), or -1 on a read error. */
 int mr_pages_regions(int fd, uint64_t off, uint64_t len, struct file_range *r, int max);
+/* The same, and each block's id ("pc.ram") into ids (max of them). */
+#define MR_ID_MAX 64
+int mr_blocks(int fd, uint64_t off, uint64_t len, struct file_range *r, char (*ids)[MR_ID_MAX],
+	      int max);
 
 #endif

@@ -149,7 +149,8 @@ void sig_early_restrict(struct sig_early *e, const struct file_range *final, siz
 int sig_early_finish(struct sig_early *e, bool keep, int fd, uint64_t len, int threads,
 		     uint8_t out[SIG_HASH], struct sig_info *info)
 {
-	struct sig_pre pre = { .hashes = e->j.hashes, .done = e->done, .n_chunks = e->j.n_chunks };
+	struct sig_pre pre = { .hashes = e->j.hashes, .done = e->done, .n_chunks = e->j.n_chunks,
+			       .off = e->j.off, .chunk = e->j.chunk };
 	int rc;
 
 	early_stop(e);

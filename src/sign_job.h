@@ -24,12 +24,14 @@ struct sig_job {
 	const uint8_t *done;         /* chunks already hashed (early), or NULL */
 };
 
-/* Chunks hashed before the pass: pre_done[i] set means pre_hashes holds
- * chunk i's hash (of a region with the same offset and chunk size). */
+/* Chunks hashed before the pass: done[i] set means hashes holds chunk i's
+ * hash (of a region with the same offset and chunk size). */
 struct sig_pre {
-	const uint8_t *hashes, *done;
+	uint8_t *hashes, *done;
 	uint64_t n_chunks;
 	uint64_t bytes; /* what hashing them read */
+	uint64_t off;   /* the region's offset, chunk size */
+	uint32_t chunk;
 };
 
 /* Hash chunk i of j into j->hashes; 0 or an errno. */

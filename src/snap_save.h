@@ -38,6 +38,9 @@ struct save {
 	struct sig_early *early; /* file: transport of a signed save: hashed as QEMU writes */
 	int early_fd;            /* what it reads through */
 	bool sent_once;          /* QEMU's counts: every RAM page sent exactly once */
+	int mem_fd;              /* signed v3 with direct-io: QEMU's memory (/proc/PID/mem), */
+	uint64_t mem_at;         /* where its main RAM block starts in it, */
+	char mem_block[64];      /* and that block's id ("pc.ram") */
 	long long fdset;
 	char ram[CONF_PATH_MAX + 8]; /* instant mode: the RAM file */
 	char old_ram[PATH_MAX];          /* the RAM file of the golden image being replaced */

@@ -482,6 +482,47 @@ static void test_early_digest_restricted_to_final_ranges(void **s)
 	free(b);
 }
 
+/* Chunks of a region hashed from the same bytes held elsewhere (a source
+ * file standing in for QEMU's memory, the region's bytes at another
+ * offset): the root is the read-back's, a sample check passes; a source
+ * with one byte changed in a sampled chunk fails the check. */
+static void test_chunks_hashed_from_another_source(void **s)
+{
+	enum { N = 40, OFF = 8192, SRC_OFF = 3 * 4096 };
+	uint64_t len = (uint64_t)N * EC + 777;
+	uint8_t *b = content(len, NULL, 0, SIZE_MAX), got[SIG_HASH], want[SIG_HASH];
+	struct file_range in = { OFF + 5 * EC + 100, OFF + 30 * EC }; /* chunks 6..29 */
+	char path[4096];
+	int fd = write_file("pre.img", b, len, false), src;
+	struct sig_info info = { 0 };
+	struct sig_pre *pre;
+
+	(void)s;
+	/* the file's region [OFF, OFF + len): write it there, and the part
+	 * from in.start on at SRC_OFF of the source */
+	assert_int_equal(pwrite(fd, b, len, OFF), (ssize_t)len);
+	src = open(tu_path(path, dir, "pre.src"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(src >= 0);
+	assert_int_equal(pwrite(src, b + (in.start - OFF), in.end - in.start, SRC_OFF),
+			 (ssize_t)(in.end - in.start));
+	assert_non_null(pre = sig_pre_from(src, SRC_OFF, in, OFF, len, EC, 2));
+	assert_int_equal(sig_pre_check(pre, fd, 8), 0);
+	assert_int_equal(sig_pre_digest(pre, fd, len, 2, got, &info), 0);
+	reference(b, len, EC, want);
+	assert_memory_equal(got, want, SIG_HASH);
+	assert_int_equal(info.bytes_early, 24 * EC);   /* chunks 6..29 from the source */
+	assert_int_equal(info.bytes_read, len - 24 * EC); /* the rest from the file */
+	sig_pre_free(pre);
+	/* the source differs in chunk 6, the first one sampled */
+	assert_int_equal(pwrite(src, "X", 1, SRC_OFF + (OFF + 6 * EC - in.start) + 5), 1);
+	assert_non_null(pre = sig_pre_from(src, SRC_OFF, in, OFF, len, EC, 2));
+	assert_int_equal(sig_pre_check(pre, fd, 8), 1);
+	sig_pre_free(pre);
+	close(src);
+	close(fd);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -501,6 +542,7 @@ int main(void)
 		cmocka_unit_test(test_early_digest_equals_read_back),
 		cmocka_unit_test(test_early_digest_dropped_equals_read_back),
 		cmocka_unit_test(test_early_digest_restricted_to_final_ranges),
+		cmocka_unit_test(test_chunks_hashed_from_another_source),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
