@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "util.h"
 
 #define SIG_HASH 32u
 #define SIG_CHUNK (1u << 20) /* payload digest chunk */
@@ -50,6 +51,26 @@ struct sig_early *sig_early_start(int fd, uint64_t off, uint64_t max_len, uint32
 int sig_early_finish(struct sig_early *e, bool keep, int fd, uint64_t len, int threads,
 		     uint8_t out[SIG_HASH], struct sig_info *info);
 void sig_early_free(struct sig_early *e);
+/* Stops e's threads and keeps only the chunks hashed early that lie wholly
+ * within one of the n ranges (file offsets): the rest of the file QEMU may
+ * have written again after they were hashed (a v3 stream's block headers). */
+void sig_early_restrict(struct sig_early *e, const struct file_range *final, size_t n);
+
+/* Chunks of a digest's region hashed from the same bytes held elsewhere
+ * (sign_from.c): those of [off, off + len) that lie wholly within `in`
+ * (file offsets), read from src at src_off + (chunk start - in.start); for a
+ * v3 save, the RAM block's pages region from the stopped VM's memory. NULL
+ * with err set on a read error. _check compares up to n of them, spread
+ * over the region, with the file's bytes: 0 all equal, 1 one differs, -1
+ * error. _digest: the payload digest of fd's region with those chunks taken
+ * from pre, the rest read. */
+struct sig_pre;
+struct sig_pre *sig_pre_from(int src, uint64_t src_off, struct file_range in, uint64_t off,
+			     uint64_t len, uint32_t chunk, int threads);
+int sig_pre_check(const struct sig_pre *pre, int fd, int n);
+int sig_pre_digest(const struct sig_pre *pre, int fd, uint64_t len, int threads,
+		   uint8_t out[SIG_HASH], struct sig_info *info);
+void sig_pre_free(struct sig_pre *pre);
 
 /* The pieces both ways of computing the digest share: the hash of len zero
  * bytes, the root over the chunk hashes. */

@@ -32,8 +32,9 @@ struct snap_times {
 struct snap_digest {
 	uint64_t bytes, read;
 	uint64_t early;   /* of read, hashed while QEMU still wrote (save) */
+	uint64_t memory;  /* hashed from QEMU's memory instead of read (save) */
 	uint64_t ms;      /* hashing time (in flight: alongside the stream) */
-	const char *from; /* "page cache", "disk", "in flight", or NULL: none */
+	const char *from; /* "page cache", "disk", "in flight", "memory", or NULL: none */
 };
 
 struct save_result {
