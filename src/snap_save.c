@@ -351,6 +351,7 @@ static void tidy_ram_files(struct save *s, bool ok)
 static void release(struct save *s, int lock)
 {
 	sig_early_free(s->early); /* its threads stopped before the file closes */
+	sig_ahead_free(s->ahead);
 	if (s->early_fd >= 0)
 		close(s->early_fd);
 	if (s->mem_fd >= 0)

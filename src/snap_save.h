@@ -17,6 +17,7 @@
 
 struct sig_stream;
 struct sig_early;
+struct sig_ahead;
 
 struct save {
 	const struct conf *c;
@@ -40,7 +41,8 @@ struct save {
 	bool sent_once;          /* QEMU's counts: every RAM page sent exactly once */
 	int mem_fd;              /* signed v3 with direct-io: QEMU's memory (/proc/PID/mem), */
 	uint64_t mem_at;         /* where its main RAM block starts in it, */
-	char mem_block[64];      /* and that block's id ("pc.ram") */
+	char mem_block[64];      /* and that block's id ("pc.ram"), */
+	struct sig_ahead *ahead; /* hashed from it while QEMU writes */
 	long long fdset;
 	char ram[CONF_PATH_MAX + 8]; /* instant mode: the RAM file */
 	char old_ram[PATH_MAX];          /* the RAM file of the golden image being replaced */
