@@ -238,7 +238,7 @@ static int open_target(struct save *s, const char *target)
 		snap_save_note_old_ram(s, target);
 	if (stor_create(&s->t, target, s->o->bypass_cache && !instant, s->o->insisted) < 0)
 		return -1;
-	snap_save_signed_through_cache(s);
+	snap_save_digest_plan(s);
 	if (s->t.dfd >= 0)
 		s->h.flags |= IMG_F_DIRECT_IO;
 	s->file_uri = mig_file_transport(&s->q, (int)s->h.version, s->t.kind == STOR_REG,

@@ -54,10 +54,10 @@ int snap_save_query_vm(struct save *s);
 int snap_save_preflight(struct save *s, const char *target);
 void snap_save_note_old_ram(struct save *s, const char *target);
 
-/* The payload digest (snap_save_digest.c): a signed v3 --bypass-cache save's
- * way through the cache, chosen before the migration; hashing while QEMU
+/* The payload digest (snap_save_digest.c): a signed v3 save's way (QEMU's
+ * memory, or for --bypass-cache the page cache), chosen before the stop; hashing while QEMU
  * writes, started with it; the digest into s->h once QEMU has finished. */
-void snap_save_signed_through_cache(struct save *s);
+void snap_save_digest_plan(struct save *s);
 void snap_save_start_early(struct save *s);
 int snap_save_digest(struct save *s);
 

@@ -53,29 +53,35 @@ static int open_memory(struct save *s)
 	return 0;
 }
 
-/* --bypass-cache in a signed v3 save: QEMU writes with direct-io, and the
- * digest hashes the main RAM block's pages region from QEMU's memory (the VM
- * is stopped: the region holds exactly that memory) and reads the rest of
- * the stream, a few MB, back (snap_save_digest). Where QEMU's memory cannot
- * be read, QEMU writes through the page cache instead, the digest hashes the
- * pages from there while a thread syncs them, and the synced range is
- * dropped from the cache (what --bypass-cache is for: no cache left full of
- * the image); reading a direct-io stream back would be a second pass at disk
- * speed. Only when the stream fits in the cache: pages evicted before they
- * are hashed would be read back anyway. The O_DIRECT fd was opened all the
- * same, so a file system that refuses O_DIRECT is refused as for any
- * --bypass-cache save. Short of memory (or with VMSNAP_SIGNED_DIRECT=1, for
- * tests) direct-io stays and the digest reads the stream back, dropped from
- * the cache with the rest at the end. VMSNAP_NO_MEMORY_DIGEST=1 (tests, the
- * bench's A/B rows) leaves QEMU's memory alone. */
-void snap_save_signed_through_cache(struct save *s)
+/* How a signed v3 save's digest will be hashed, chosen before the stop.
+ * The main RAM block, nearly all of the stream, is hashed from QEMU's memory
+ * while QEMU writes (the VM is stopped: the block's pages region holds
+ * exactly that memory), with direct-io kept for --bypass-cache; the rest of
+ * the stream, a few MB, is read back (snap_save_digest). Where QEMU's memory
+ * cannot be read, a --bypass-cache save has QEMU write through the page
+ * cache instead, the digest hashes the pages from there while a thread syncs
+ * them, and the synced range is dropped from the cache (what --bypass-cache
+ * is for: no cache left full of the image); reading a direct-io stream back
+ * would be a second pass at disk speed. Only when the stream fits in the
+ * cache: pages evicted before they are hashed would be read back anyway. The
+ * O_DIRECT fd was opened all the same, so a file system that refuses
+ * O_DIRECT is refused as for any --bypass-cache save. Short of memory (or
+ * with VMSNAP_SIGNED_DIRECT=1, for tests) direct-io stays and the digest
+ * reads the stream back, dropped from the cache with the rest at the end.
+ * VMSNAP_NO_MEMORY_DIGEST=1 (tests, the bench's A/B rows) leaves QEMU's
+ * memory alone. */
+void snap_save_digest_plan(struct save *s)
 {
-	if (s->t.dfd < 0 || s->h.version != 3 || !s->o->sign_key)
+	bool direct = getenv("VMSNAP_SIGNED_DIRECT") != NULL;
+
+	if (s->h.version != 3 || !s->o->sign_key)
+		return;
+	if (!direct && !getenv("VMSNAP_NO_MEMORY_DIGEST") && open_memory(s) == 0)
+		direct = true;
+	if (s->t.dfd < 0)
 		return;
 	s->t.drop_cache = true; /* what the digest reads back, either way */
-	if (getenv("VMSNAP_SIGNED_DIRECT") || (!getenv("VMSNAP_NO_MEMORY_DIGEST") && open_memory(s) == 0))
-		return;
-	if (s->h.ram_size >= mem_available())
+	if (direct || s->h.ram_size >= mem_available())
 		return;
 	close(s->t.dfd);
 	s->t.dfd = -1;
