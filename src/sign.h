@@ -71,6 +71,20 @@ int sig_pre_check(const struct sig_pre *pre, int fd, int n);
 int sig_pre_digest(const struct sig_pre *pre, int fd, uint64_t len, int threads,
 		   uint8_t out[SIG_HASH], struct sig_info *info);
 void sig_pre_free(struct sig_pre *pre);
+uint64_t sig_pre_bytes(const struct sig_pre *pre); /* what its chunks cover */
+/* The same, hashed ahead, before the region's layout is known: threads hash
+ * src's pieces [src_off + phase + j * chunk, + chunk) for all j within
+ * src_len while the caller goes on. _take waits for them and gives the
+ * chunks of [off, off + len) within `in` whose place in src (src_off +
+ * chunk start - in.start) is one of those pieces: all of them when off -
+ * in.start = phase (mod chunk), none otherwise. NULL (err set): a read error.
+ * _free stops the threads; _take does not free a. */
+struct sig_ahead;
+struct sig_ahead *sig_ahead_start(int src, uint64_t src_off, uint64_t src_len, uint64_t phase,
+				  uint32_t chunk, int threads);
+struct sig_pre *sig_ahead_take(struct sig_ahead *a, struct file_range in, uint64_t off,
+			       uint64_t len);
+void sig_ahead_free(struct sig_ahead *a);
 
 /* The pieces both ways of computing the digest share: the hash of len zero
  * bytes, the root over the chunk hashes. */

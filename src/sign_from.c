@@ -91,6 +91,101 @@ struct sig_pre *sig_pre_from(int src, uint64_t src_off, struct file_range in, ui
 	return pre;
 }
 
+/* Hashing ahead: the pieces of src hashed before the region's layout is
+ * known, in threads of their own while the caller goes on. */
+struct sig_ahead {
+	struct from f;
+	uint64_t phase;
+	pthread_t tid[SIG_MAX_THREADS];
+	int started;
+};
+
+static void *ahead_worker(void *arg)
+{
+	return from_worker(arg);
+}
+
+struct sig_ahead *sig_ahead_start(int src, uint64_t src_off, uint64_t src_len, uint64_t phase,
+				  uint32_t chunk, int threads)
+{
+	struct sig_ahead *a = calloc(1, sizeof(*a));
+	uint64_t n = src_len > phase ? (src_len - phase) / chunk : 0;
+
+	if (!a)
+		return NULL;
+	a->phase = phase;
+	a->f.j = (struct sig_job){ .fd = src, .off = src_off + phase, .len = n * chunk,
+				   .chunk = chunk, .n_chunks = n };
+	a->f.end = n;
+	a->f.j.hashes = malloc(n * SIG_HASH + 1);
+	a->f.done = calloc(n + 1, 1);
+	if (!a->f.j.hashes || !a->f.done) {
+		sig_ahead_free(a);
+		return NULL;
+	}
+	sig_zero_hash(chunk, a->f.j.zero_hash);
+	threads = sig_job_threads(threads, n);
+	while (a->started < threads &&
+	       pthread_create(&a->tid[a->started], NULL, ahead_worker, &a->f) == 0)
+		a->started++;
+	return a;
+}
+
+static void ahead_join(struct sig_ahead *a)
+{
+	for (; a->started > 0; a->started--)
+		pthread_join(a->tid[a->started - 1], NULL);
+}
+
+struct sig_pre *sig_ahead_take(struct sig_ahead *a, struct file_range in, uint64_t off,
+			       uint64_t len)
+{
+	uint32_t chunk = a->f.j.chunk;
+	struct sig_pre *pre = calloc(1, sizeof(*pre));
+
+	ahead_join(a);
+	if (a->f.j.failed) {
+		free(pre);
+		errno = a->f.j.failed;
+		err_sys(EXIT_FAIL, "reading the VM's memory for the payload digest");
+		return NULL;
+	}
+	*pre = (struct sig_pre){ .n_chunks = (len + chunk - 1) / chunk, .off = off, .chunk = chunk };
+	pre->hashes = malloc(pre->n_chunks * SIG_HASH + 1);
+	pre->done = calloc(pre->n_chunks + 1, 1);
+	if (!pre->hashes || !pre->done) {
+		sig_pre_free(pre);
+		err_sys(EXIT_FAIL, "payload digest");
+		return NULL;
+	}
+	/* chunk k is at x = off + k * chunk - in.start in src: hashed if x = phase + j * chunk */
+	for (uint64_t k = 0; k < len / chunk; k++) {
+		uint64_t at = off + k * chunk, x, j;
+		if (at < in.start || at + chunk > in.end || (at - in.start) < a->phase ||
+		    (at - in.start - a->phase) % chunk)
+			continue;
+		x = at - in.start;
+		j = (x - a->phase) / chunk;
+		if (j < a->f.end && a->f.done[j]) {
+			memcpy(pre->hashes + k * SIG_HASH, a->f.j.hashes + j * SIG_HASH, SIG_HASH);
+			pre->done[k] = 1;
+			pre->bytes += chunk;
+		}
+	}
+	return pre;
+}
+
+void sig_ahead_free(struct sig_ahead *a)
+{
+	if (!a)
+		return;
+	__atomic_store_n(&a->f.j.failed, ECANCELED, __ATOMIC_RELAXED);
+	ahead_join(a);
+	free(a->f.j.hashes);
+	free(a->f.done);
+	free(a);
+}
+
 int sig_pre_check(const struct sig_pre *pre, int fd, int n)
 {
 	struct sig_job j = { .fd = fd, .off = pre->off, .chunk = pre->chunk,
@@ -125,6 +220,11 @@ int sig_pre_digest(const struct sig_pre *pre, int fd, uint64_t len, int threads,
 		   uint8_t out[SIG_HASH], struct sig_info *info)
 {
 	return sig_job_digest(fd, pre->off, len, pre->chunk, threads, pre, out, info);
+}
+
+uint64_t sig_pre_bytes(const struct sig_pre *pre)
+{
+	return pre->bytes;
 }
 
 void sig_pre_free(struct sig_pre *pre)

@@ -243,7 +243,7 @@ static int open_target(struct save *s, const char *target)
 		snap_save_note_old_ram(s, target);
 	if (stor_create(&s->t, target, s->o->bypass_cache && !instant, s->o->insisted) < 0)
 		return -1;
-	snap_save_signed_through_cache(s);
+	snap_save_digest_plan(s);
 	if (s->t.dfd >= 0)
 		s->h.flags |= IMG_F_DIRECT_IO;
 	s->file_uri = mig_file_transport(&s->q, (int)s->h.version, s->t.kind == STOR_REG,
@@ -356,6 +356,7 @@ static void tidy_ram_files(struct save *s, bool ok)
 static void release(struct save *s, int lock)
 {
 	sig_early_free(s->early); /* its threads stopped before the file closes */
+	sig_ahead_free(s->ahead);
 	if (s->early_fd >= 0)
 		close(s->early_fd);
 	if (s->mem_fd >= 0)

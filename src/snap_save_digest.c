@@ -8,6 +8,7 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,59 +53,38 @@ static int open_memory(struct save *s)
 	return 0;
 }
 
-/* --bypass-cache in a signed v3 save: QEMU writes with direct-io, and the
- * digest hashes the main RAM block's pages region from QEMU's memory (the VM
- * is stopped: the region holds exactly that memory) and reads the rest of
- * the stream, a few MB, back (snap_save_digest). Where QEMU's memory cannot
- * be read, QEMU writes through the page cache instead, the digest hashes the
- * pages from there while a thread syncs them, and the synced range is
- * dropped from the cache (what --bypass-cache is for: no cache left full of
- * the image); reading a direct-io stream back would be a second pass at disk
- * speed. Only when the stream fits in the cache: pages evicted before they
- * are hashed would be read back anyway. The O_DIRECT fd was opened all the
- * same, so a file system that refuses O_DIRECT is refused as for any
- * --bypass-cache save. Short of memory (or with VMSNAP_SIGNED_DIRECT=1, for
- * tests) direct-io stays and the digest reads the stream back, dropped from
- * the cache with the rest at the end. VMSNAP_NO_MEMORY_DIGEST=1 (tests, the
- * bench's A/B rows) leaves QEMU's memory alone. */
-void snap_save_signed_through_cache(struct save *s)
+/* How a signed v3 save's digest will be hashed, chosen before the stop.
+ * The main RAM block, nearly all of the stream, is hashed from QEMU's memory
+ * while QEMU writes (the VM is stopped: the block's pages region holds
+ * exactly that memory), with direct-io kept for --bypass-cache; the rest of
+ * the stream, a few MB, is read back (snap_save_digest). Where QEMU's memory
+ * cannot be read, a --bypass-cache save has QEMU write through the page
+ * cache instead, the digest hashes the pages from there while a thread syncs
+ * them, and the synced range is dropped from the cache (what --bypass-cache
+ * is for: no cache left full of the image); reading a direct-io stream back
+ * would be a second pass at disk speed. Only when the stream fits in the
+ * cache: pages evicted before they are hashed would be read back anyway. The
+ * O_DIRECT fd was opened all the same, so a file system that refuses
+ * O_DIRECT is refused as for any --bypass-cache save. Short of memory (or
+ * with VMSNAP_SIGNED_DIRECT=1, for tests) direct-io stays and the digest
+ * reads the stream back, dropped from the cache with the rest at the end.
+ * VMSNAP_NO_MEMORY_DIGEST=1 (tests, the bench's A/B rows) leaves QEMU's
+ * memory alone. */
+void snap_save_digest_plan(struct save *s)
 {
-	if (s->t.dfd < 0 || s->h.version != 3 || !s->o->sign_key)
+	bool direct = getenv("VMSNAP_SIGNED_DIRECT") != NULL;
+
+	if (s->h.version != 3 || !s->o->sign_key)
+		return;
+	if (!direct && !getenv("VMSNAP_NO_MEMORY_DIGEST") && open_memory(s) == 0)
+		direct = true;
+	if (s->t.dfd < 0)
 		return;
 	s->t.drop_cache = true; /* what the digest reads back, either way */
-	if (getenv("VMSNAP_SIGNED_DIRECT") || (!getenv("VMSNAP_NO_MEMORY_DIGEST") && open_memory(s) == 0))
-		return;
-	if (s->h.ram_size >= mem_available())
+	if (direct || s->h.ram_size >= mem_available())
 		return;
 	close(s->t.dfd);
 	s->t.dfd = -1;
-}
-
-/* A signed v3 save with direct-io: the main RAM block's chunks hashed from
- * QEMU's memory, a sample of them compared with the file. NULL (then the
- * file is read) if the stream's layout or the sample does not agree. */
-static struct sig_pre *from_memory(struct save *s, int rfd)
-{
-	struct file_range r[MR_MAX_BLOCKS];
-	char ids[MR_MAX_BLOCKS][MR_ID_MAX];
-	struct sig_pre *pre = NULL;
-	int n = mr_blocks(rfd, s->h.stream_offset, s->h.stream_length, r, ids, MR_MAX_BLOCKS);
-
-	for (int i = 0; i < n && !pre; i++) {
-		if (strcmp(ids[i], s->mem_block))
-			continue;
-		pre = sig_pre_from(s->mem_fd, s->mem_at, r[i], s->h.stream_offset, s->h.stream_length,
-				   SIG_CHUNK, usable_cpus());
-		if (pre && sig_pre_check(pre, rfd, 8) != 0) {
-			log_warn("payload digest: QEMU's memory does not match the image's RAM block %s: the image is read back instead",
-				 s->mem_block);
-			sig_pre_free(pre);
-			pre = NULL;
-		}
-	}
-	if (!pre)
-		log_debug("payload digest: RAM block %s not hashed from memory", s->mem_block);
-	return pre;
 }
 
 /* A signed save QEMU writes into a fresh file of ours (the temporary file),
@@ -118,8 +98,17 @@ void snap_save_start_early(struct save *s)
 {
 	uint64_t max = s->h.ram_size + s->plugged;
 
-	if (!s->o->sign_key || s->t.kind != STOR_REG || s->mem_fd >= 0 ||
-	    getenv("VMSNAP_NO_EARLY_DIGEST"))
+	if (!s->o->sign_key || getenv("VMSNAP_NO_EARLY_DIGEST"))
+		return;
+	/* QEMU's memory, hashed while QEMU writes: its chunks' places in the
+	 * block follow from the stream's offset alone, as QEMU puts each pages
+	 * region at a 1 MiB boundary (from_memory checks that it did). */
+	if (s->mem_fd >= 0) {
+		s->ahead = sig_ahead_start(s->mem_fd, s->mem_at, s->h.ram_size,
+					   s->h.stream_offset % SIG_CHUNK, SIG_CHUNK, usable_cpus());
+		return;
+	}
+	if (s->t.kind != STOR_REG)
 		return;
 	s->early_fd = open(s->t.tmp, O_RDONLY | O_CLOEXEC);
 	if (s->early_fd < 0)
@@ -142,16 +131,48 @@ static void early_keep(struct save *s)
 	sig_early_restrict(s->early, r, n > 0 ? (size_t)n : 0);
 }
 
-/* The payload digest of the stream just written. Hashed in flight by the
- * relay, or read back: from the page cache while a thread syncs the same
- * pages to the disk (the digest overlaps the sync instead of following it),
- * or, after QEMU's O_DIRECT writes, from the disk with O_DIRECT reads. */
+/* A signed v3 save with direct-io: the main RAM block's chunks hashed from
+ * QEMU's memory (*ahead: while QEMU wrote), a sample of them compared with
+ * the file. NULL (then the file is read) if the stream's layout or the
+ * sample does not agree. */
+static struct sig_pre *from_memory(struct save *s, int rfd, bool *ahead)
+{
+	struct file_range r[MR_MAX_BLOCKS];
+	char ids[MR_MAX_BLOCKS][MR_ID_MAX];
+	struct sig_pre *pre = NULL;
+	int n = mr_blocks(rfd, s->h.stream_offset, s->h.stream_length, r, ids, MR_MAX_BLOCKS);
+
+	for (int i = 0; i < n && !pre; i++) {
+		if (strcmp(ids[i], s->mem_block))
+			continue;
+		if (s->ahead && (pre = sig_ahead_take(s->ahead, r[i], s->h.stream_offset,
+						      s->h.stream_length)) && !sig_pre_bytes(pre)) {
+			sig_pre_free(pre); /* the region was not where the pieces were */
+			pre = NULL;
+		}
+		*ahead = pre != NULL;
+		if (!pre)
+			pre = sig_pre_from(s->mem_fd, s->mem_at, r[i], s->h.stream_offset,
+					   s->h.stream_length, SIG_CHUNK, usable_cpus());
+		if (pre && sig_pre_check(pre, rfd, 8) != 0) {
+			log_warn("payload digest: QEMU's memory does not match the image's RAM block %s: the image is read back instead",
+				 s->mem_block);
+			sig_pre_free(pre);
+			pre = NULL;
+		}
+	}
+	if (!pre)
+		log_debug("payload digest: RAM block %s not hashed from memory", s->mem_block);
+	return pre;
+}
+
 /* Read back: through an fd of its own (QEMU's are write-only), the main RAM
  * block from QEMU's memory when it may be. */
 static int read_back(struct save *s, struct sig_info *in)
 {
 	struct snap_digest *d = &s->res->digest;
 	struct sig_pre *pre = NULL;
+	bool ahead = false;
 	int rfd, rc;
 
 	rfd = open(s->t.kind == STOR_REG ? s->t.tmp : s->t.path, O_RDONLY | O_CLOEXEC);
@@ -160,12 +181,13 @@ static int read_back(struct save *s, struct sig_info *in)
 	if (s->t.dfd < 0)
 		stor_sync_start(&s->t);
 	if (s->mem_fd >= 0 && s->h.version == 3 && s->sent_once)
-		pre = from_memory(s, rfd);
+		pre = from_memory(s, rfd, &ahead);
 	if (pre) {
 		d->from = "memory";
 		rc = sig_pre_digest(pre, rfd, s->h.stream_length, usable_cpus(), s->h.payload_digest, in);
 		d->memory = in->bytes_early;
-		in->bytes_early = 0;
+		if (!ahead)
+			in->bytes_early = 0;
 		sig_pre_free(pre);
 	} else {
 		rc = sig_payload_digest_info(rfd, s->h.stream_offset, s->h.stream_length, SIG_CHUNK,
@@ -175,6 +197,10 @@ static int read_back(struct save *s, struct sig_info *in)
 	return rc;
 }
 
+/* The payload digest of the stream just written. Hashed in flight by the
+ * relay, or read back: from the page cache while a thread syncs the same
+ * pages to the disk (the digest overlaps the sync instead of following it),
+ * or, after QEMU's O_DIRECT writes, from QEMU's memory or the disk. */
 int snap_save_digest(struct save *s)
 {
 	struct snap_digest *d = &s->res->digest;

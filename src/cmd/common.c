@@ -86,7 +86,10 @@ void cmd_add_times(cJSON *o, const struct snap_times *t)
 
 void cmd_add_digest(cJSON *o, const struct snap_digest *d)
 {
-	double mb_s = d->ms ? (double)((d->read + d->memory) / 1000) / (double)d->ms : 0.0;
+	/* what was hashed in the time the digest added (from memory while QEMU
+	 * wrote counts in early, not here) */
+	uint64_t after = d->read + d->memory - (d->early < d->memory ? d->early : d->memory);
+	double mb_s = d->ms ? (double)(after / 1000) / (double)d->ms : 0.0;
 
 	if (!d->from)
 		return;

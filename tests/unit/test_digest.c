@@ -523,6 +523,47 @@ static void test_chunks_hashed_from_another_source(void **s)
 	free(b);
 }
 
+/* Hashed ahead, before the layout is known: the source's pieces at the
+ * phase the region's offset gives; taken for a region at an aligned place,
+ * every whole chunk within it comes from the source and the root is the
+ * read-back's; a region 4 KiB off that place gets none of them. */
+static void test_chunks_hashed_ahead(void **s)
+{
+	enum { N = 40, OFF = 8192, SRC_OFF = 4096 };
+	uint64_t len = (uint64_t)N * EC + 300;
+	uint8_t *b = content(len, NULL, 0, SIZE_MAX), got[SIG_HASH], want[SIG_HASH];
+	struct file_range in = { 4 * EC, OFF + 36 * EC + 100 }; /* chunks 4..35 whole */
+	char path[4096];
+	int fd = write_file("ahead.img", b, len, false), src;
+	struct sig_info info = { 0 };
+	struct sig_ahead *a;
+	struct sig_pre *pre;
+
+	(void)s;
+	assert_int_equal(pwrite(fd, b, len, OFF), (ssize_t)len);
+	src = open(tu_path(path, dir, "ahead.src"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(src >= 0);
+	assert_int_equal(pwrite(src, b + (in.start - OFF), in.end - in.start, SRC_OFF),
+			 (ssize_t)(in.end - in.start));
+	assert_non_null(a = sig_ahead_start(src, SRC_OFF, in.end - in.start, OFF % EC, EC, 2));
+	assert_non_null(pre = sig_ahead_take(a, in, OFF, len));
+	assert_int_equal(sig_pre_bytes(pre), 32 * EC);
+	assert_int_equal(sig_pre_check(pre, fd, 8), 0);
+	assert_int_equal(sig_pre_digest(pre, fd, len, 2, got, &info), 0);
+	reference(b, len, EC, want);
+	assert_memory_equal(got, want, SIG_HASH);
+	assert_int_equal(info.bytes_read, len - 32 * EC);
+	sig_pre_free(pre);
+	in.start += 4096;
+	assert_non_null(pre = sig_ahead_take(a, in, OFF, len));
+	assert_int_equal(sig_pre_bytes(pre), 0);
+	sig_pre_free(pre);
+	sig_ahead_free(a);
+	close(src);
+	close(fd);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -543,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_early_digest_dropped_equals_read_back),
 		cmocka_unit_test(test_early_digest_restricted_to_final_ranges),
 		cmocka_unit_test(test_chunks_hashed_from_another_source),
+		cmocka_unit_test(test_chunks_hashed_ahead),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
