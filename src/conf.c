@@ -182,6 +182,11 @@ static int set_vm(struct ctx *x, int line, const char *section, const char *name
 	} else if (!strcmp(name, "instant")) {
 		if (parse_bool(val, &vm->instant) < 0)
 			return bad(x, line, name, val, "use yes or no");
+	} else if (!strcmp(name, "guest_time_sync")) {
+		bool on;
+		if (parse_bool(val, &on) < 0)
+			return bad(x, line, name, val, "use yes or no");
+		vm->no_time_sync = !on;
 	} else
 		return err_set(EXIT_USAGE, "%s:%d: unknown key '%s' in [%s]", x->file, line, name,
 			       section);

@@ -14,6 +14,7 @@ struct conf_vm {
 	char name[CONF_NAME_MAX];
 	char image[CONF_PATH_MAX]; /* pending image; default <save_dir>/NAME.img */
 	bool instant;              /* guest RAM in a file: saves and restores in milliseconds */
+	bool no_time_sync;         /* guest_time_sync = no: restore leaves the guest's clock alone */
 };
 
 struct conf {

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "util.h"
 
 #define SIG_HASH 32u
 #define SIG_CHUNK (1u << 20) /* payload digest chunk */
@@ -50,6 +51,40 @@ struct sig_early *sig_early_start(int fd, uint64_t off, uint64_t max_len, uint32
 int sig_early_finish(struct sig_early *e, bool keep, int fd, uint64_t len, int threads,
 		     uint8_t out[SIG_HASH], struct sig_info *info);
 void sig_early_free(struct sig_early *e);
+/* Stops e's threads and keeps only the chunks hashed early that lie wholly
+ * within one of the n ranges (file offsets): the rest of the file QEMU may
+ * have written again after they were hashed (a v3 stream's block headers). */
+void sig_early_restrict(struct sig_early *e, const struct file_range *final, size_t n);
+
+/* Chunks of a digest's region hashed from the same bytes held elsewhere
+ * (sign_from.c): those of [off, off + len) that lie wholly within `in`
+ * (file offsets), read from src at src_off + (chunk start - in.start); for a
+ * v3 save, the RAM block's pages region from the stopped VM's memory. NULL
+ * with err set on a read error. _check compares up to n of them, spread
+ * over the region, with the file's bytes: 0 all equal, 1 one differs, -1
+ * error. _digest: the payload digest of fd's region with those chunks taken
+ * from pre, the rest read. */
+struct sig_pre;
+struct sig_pre *sig_pre_from(int src, uint64_t src_off, struct file_range in, uint64_t off,
+			     uint64_t len, uint32_t chunk, int threads);
+int sig_pre_check(const struct sig_pre *pre, int fd, int n);
+int sig_pre_digest(const struct sig_pre *pre, int fd, uint64_t len, int threads,
+		   uint8_t out[SIG_HASH], struct sig_info *info);
+void sig_pre_free(struct sig_pre *pre);
+uint64_t sig_pre_bytes(const struct sig_pre *pre); /* what its chunks cover */
+/* The same, hashed ahead, before the region's layout is known: threads hash
+ * src's pieces [src_off + phase + j * chunk, + chunk) for all j within
+ * src_len while the caller goes on. _take waits for them and gives the
+ * chunks of [off, off + len) within `in` whose place in src (src_off +
+ * chunk start - in.start) is one of those pieces: all of them when off -
+ * in.start = phase (mod chunk), none otherwise. NULL (err set): a read error.
+ * _free stops the threads; _take does not free a. */
+struct sig_ahead;
+struct sig_ahead *sig_ahead_start(int src, uint64_t src_off, uint64_t src_len, uint64_t phase,
+				  uint32_t chunk, int threads);
+struct sig_pre *sig_ahead_take(struct sig_ahead *a, struct file_range in, uint64_t off,
+			       uint64_t len);
+void sig_ahead_free(struct sig_ahead *a);
 
 /* The pieces both ways of computing the digest share: the hash of len zero
  * bytes, the root over the chunk hashes. */

@@ -5,7 +5,7 @@
  * a cold image streams from the disk at its speed while the chunks before
  * are hashed: several threads reading 1 MiB each at scattered offsets defeat
  * the kernel's own readahead of one file description. */
-#include "sign.h"
+#include "sign_job.h"
 #include "err.h"
 #include "util.h"
 
@@ -16,26 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "mbedtls/sha256.h"
 
-#define READ_PIECE (1u << 20) /* per-thread buffer: one read per 1 MiB chunk */
 #define AHEAD (32ull << 20)   /* bytes asked for ahead of the chunk being taken */
-
-struct job {
-	int fd;
-	uint64_t off, len;
-	uint32_t chunk;
-	uint64_t n_chunks;
-	uint8_t *hashes;
-	uint8_t zero_hash[SIG_HASH]; /* of a whole zero chunk */
-	uint64_t next;               /* next chunk to take (atomic) */
-	uint64_t bytes_read;         /* (atomic) */
-	int failed;                  /* errno of the first failure (atomic) */
-	const uint8_t *done;         /* chunks already hashed (early), or NULL */
-};
 
 void sig_sha256(const void *buf, size_t len, uint8_t out[SIG_HASH])
 {
@@ -87,7 +72,7 @@ static int is_hole(int fd, uint64_t off, uint64_t len)
 	return (uint64_t)d >= off + len;
 }
 
-static int hash_chunk(struct job *j, uint64_t i, uint8_t *buf)
+int sig_job_hash(struct sig_job *j, uint64_t i, uint8_t *buf)
 {
 	uint64_t start = j->off + i * j->chunk;
 	uint64_t len = j->len - i * j->chunk < j->chunk ? j->len - i * j->chunk : j->chunk;
@@ -104,7 +89,7 @@ static int hash_chunk(struct job *j, uint64_t i, uint8_t *buf)
 	mbedtls_sha256_init(&c);
 	mbedtls_sha256_starts(&c, 0);
 	for (uint64_t done = 0; done < len;) {
-		size_t n = len - done < READ_PIECE ? (size_t)(len - done) : READ_PIECE;
+		size_t n = len - done < SIG_READ_PIECE ? (size_t)(len - done) : SIG_READ_PIECE;
 		ssize_t r = pread_all(j->fd, buf, n, (off_t)(start + done));
 		if (r < 0 || (size_t)r != n) {
 			mbedtls_sha256_free(&c);
@@ -120,7 +105,7 @@ static int hash_chunk(struct job *j, uint64_t i, uint8_t *buf)
 }
 
 /* Keep the kernel reading AHEAD bytes in front of chunk i (a hint: no error). */
-static void read_ahead(struct job *j, uint64_t i)
+static void read_ahead(struct sig_job *j, uint64_t i)
 {
 	uint64_t at = i * j->chunk + AHEAD, step = j->chunk > (8u << 20) ? j->chunk : (8u << 20);
 
@@ -133,8 +118,8 @@ static void read_ahead(struct job *j, uint64_t i)
 
 static void *worker(void *arg)
 {
-	struct job *j = arg;
-	uint8_t *buf = malloc(READ_PIECE);
+	struct sig_job *j = arg;
+	uint8_t *buf = malloc(SIG_READ_PIECE);
 
 	if (!buf) {
 		__atomic_store_n(&j->failed, ENOMEM, __ATOMIC_RELAXED);
@@ -148,7 +133,7 @@ static void *worker(void *arg)
 		if (j->done && j->done[i])
 			continue;
 		read_ahead(j, i);
-		e = hash_chunk(j, i, buf);
+		e = sig_job_hash(j, i, buf);
 		if (e) {
 			__atomic_store_n(&j->failed, e, __ATOMIC_RELAXED);
 			break;
@@ -158,7 +143,7 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static int clamp_threads(int threads, uint64_t n_chunks)
+int sig_job_threads(int threads, uint64_t n_chunks)
 {
 	if (threads < 1)
 		threads = 1;
@@ -169,134 +154,22 @@ static int clamp_threads(int threads, uint64_t n_chunks)
 	return threads;
 }
 
-/* The digest of [off, off+len); chunks marked in `early`
- * keep the hash it holds and are not read again. */
-static int digest_run(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
-		      uint8_t out[SIG_HASH], struct sig_info *info, const struct sig_early *early);
-
-/* Early hashing, while QEMU still writes a fresh file: a chunk with no hole
- * left is complete, and with the VM stopped QEMU writes each byte of its
- * stream once, so that chunk is final and hashed now, from the cache (or the
- * disk) while the CPUs would otherwise wait for the writes. A chunk still
- * holding a hole once the chunks EARLY_SKIP further on are complete keeps
- * its hole (zero pages, padding) and is left to the pass after the stream. */
-#define EARLY_SKIP 16
-#define EARLY_POLL_US 2000
-
-struct sig_early {
-	struct job j;   /* n_chunks: the most chunks the stream may have */
-	uint8_t *done;  /* per chunk: 1 once hashed (release store) */
-	pthread_t tid[SIG_MAX_THREADS];
-	int started;
-	int stop;       /* (atomic) */
-};
-
-static bool complete(const struct job *j, uint64_t i)
+int sig_payload_digest_info(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
+			    uint8_t out[SIG_HASH], struct sig_info *info)
 {
-	uint64_t start = j->off + i * j->chunk;
-	off_t h = lseek(j->fd, (off_t)start, SEEK_HOLE);
-
-	return h >= 0 && (uint64_t)h >= start + j->chunk;
+	return sig_job_digest(fd, off, len, chunk, threads, NULL, out, info);
 }
 
-static bool stopped(struct sig_early *e)
-{
-	return __atomic_load_n(&e->stop, __ATOMIC_ACQUIRE);
-}
-
-static void *early_worker(void *arg)
-{
-	struct sig_early *e = arg;
-	struct job *j = &e->j;
-	uint8_t *buf = malloc(READ_PIECE);
-	uint64_t i;
-
-	/* An optimisation only: a chunk not hashed here is hashed after. */
-	while (buf && (i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->n_chunks) {
-		while (!stopped(e)) {
-			if (complete(j, i)) {
-				if (hash_chunk(j, i, buf) == 0)
-					__atomic_store_n(&e->done[i], 1, __ATOMIC_RELEASE);
-				/* Its writeback starts now, in order, rather than when the
-				 * kernel's flusher gets to it: less dirty data to throttle
-				 * QEMU on, less left for the final sync. */
-				sync_file_range(j->fd, (off_t)(j->off + i * j->chunk), j->chunk,
-						SYNC_FILE_RANGE_WRITE);
-				break;
-			}
-			if (i + EARLY_SKIP < j->n_chunks && complete(j, i + EARLY_SKIP))
-				break;
-			usleep(EARLY_POLL_US);
-		}
-		if (stopped(e))
-			break;
-	}
-	free(buf);
-	return NULL;
-}
-
-/* File systems whose SEEK_HOLE reports every unwritten range: a file system
- * without it reports data up to the file's size, and a v3 stream sets that
- * size before QEMU writes the pages below it. */
-static bool holes_reported(int fd)
-{
-	struct statfs f;
-
-	return fstatfs(fd, &f) == 0 && (f.f_type == 0xEF53 /* ext2/3/4 */ ||
-					f.f_type == 0x58465342 /* xfs */ ||
-					f.f_type == 0x01021994 /* tmpfs */);
-}
-
-struct sig_early *sig_early_start(int fd, uint64_t off, uint64_t max_len, uint32_t chunk,
-				  int threads)
-{
-	struct sig_early *e;
-
-	if (!holes_reported(fd) || !(e = calloc(1, sizeof(*e))))
-		return NULL;
-	e->j = (struct job){ .fd = fd, .off = off, .chunk = chunk, .n_chunks = max_len / chunk };
-	e->j.len = e->j.n_chunks * chunk;
-	e->j.hashes = malloc(e->j.n_chunks * SIG_HASH + 1);
-	e->done = calloc(e->j.n_chunks + 1, 1);
-	if (!e->j.hashes || !e->done) {
-		sig_early_free(e);
-		return NULL;
-	}
-	sig_zero_hash(chunk, e->j.zero_hash);
-	threads = clamp_threads(threads, e->j.n_chunks);
-	while (e->started < threads &&
-	       pthread_create(&e->tid[e->started], NULL, early_worker, e) == 0)
-		e->started++;
-	return e;
-}
-
-static void early_stop(struct sig_early *e)
-{
-	__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
-	for (; e->started > 0; e->started--)
-		pthread_join(e->tid[e->started - 1], NULL);
-}
-
-void sig_early_free(struct sig_early *e)
-{
-	if (!e)
-		return;
-	early_stop(e);
-	free(e->j.hashes);
-	free(e->done);
-	free(e);
-}
-
-/* Into j, the early hashes of the whole chunks within j's region. */
-static int take_early(struct job *j, const struct sig_early *e)
+/* Into j, the hashes of pre's chunks that lie wholly within j's region. */
+static int take_pre(struct sig_job *j, const struct sig_pre *pre)
 {
 	uint8_t *done = calloc(j->n_chunks + 1, 1);
 
 	if (!done)
 		return err_sys(EXIT_FAIL, "payload digest");
-	for (uint64_t i = 0; i < j->n_chunks && i < e->j.n_chunks; i++) {
-		if (e->done[i] && (i + 1) * j->chunk <= j->len && e->j.off == j->off) {
-			memcpy(j->hashes + i * SIG_HASH, e->j.hashes + i * SIG_HASH, SIG_HASH);
+	for (uint64_t i = 0; i < j->n_chunks && i < pre->n_chunks; i++) {
+		if (pre->done[i] && (i + 1) * j->chunk <= j->len) {
+			memcpy(j->hashes + i * SIG_HASH, pre->hashes + i * SIG_HASH, SIG_HASH);
 			done[i] = 1;
 		}
 	}
@@ -304,32 +177,10 @@ static int take_early(struct job *j, const struct sig_early *e)
 	return 0;
 }
 
-int sig_early_finish(struct sig_early *e, bool keep, int fd, uint64_t len, int threads,
-		     uint8_t out[SIG_HASH], struct sig_info *info)
+int sig_job_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
+		   const struct sig_pre *pre, uint8_t out[SIG_HASH], struct sig_info *info)
 {
-	int rc;
-
-	early_stop(e);
-	if (!keep) {
-		memset(e->done, 0, e->j.n_chunks);
-		e->j.bytes_read = 0;
-	}
-	rc = digest_run(fd, e->j.off, len, e->j.chunk, threads, out, info, e);
-	sig_early_free(e);
-	return rc;
-}
-
-
-int sig_payload_digest_info(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
-			    uint8_t out[SIG_HASH], struct sig_info *info)
-{
-	return digest_run(fd, off, len, chunk, threads, out, info, NULL);
-}
-
-static int digest_run(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threads,
-		      uint8_t out[SIG_HASH], struct sig_info *info, const struct sig_early *early)
-{
-	struct job j = { .fd = fd, .off = off, .len = len, .chunk = chunk };
+	struct sig_job j = { .fd = fd, .off = off, .len = len, .chunk = chunk };
 	pthread_t tid[SIG_MAX_THREADS];
 	int started = 0;
 	uint64_t t0 = now_ms();
@@ -346,11 +197,11 @@ static int digest_run(int fd, uint64_t off, uint64_t len, uint32_t chunk, int th
 	if (!j.hashes)
 		return err_sys(EXIT_FAIL, "payload digest");
 	sig_zero_hash(chunk, j.zero_hash);
-	if (early && take_early(&j, early) < 0) {
+	if (pre && take_pre(&j, pre) < 0) {
 		free(j.hashes);
 		return -1;
 	}
-	threads = clamp_threads(threads, j.n_chunks);
+	threads = sig_job_threads(threads, j.n_chunks);
 	posix_fadvise(fd, (off_t)off, (off_t)(len < AHEAD ? len : AHEAD), POSIX_FADV_WILLNEED);
 	for (; started < threads - 1; started++)
 		if (pthread_create(&tid[started], NULL, worker, &j))
@@ -370,7 +221,7 @@ static int digest_run(int fd, uint64_t off, uint64_t len, uint32_t chunk, int th
 	if (info) {
 		info->bytes = len;
 		info->bytes_read = j.bytes_read;
-		info->bytes_early = early ? early->j.bytes_read : 0;
+		info->bytes_early = pre ? pre->bytes : 0;
 		info->ms = now_ms() - t0;
 		info->threads = started + 1;
 	}

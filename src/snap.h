@@ -32,8 +32,9 @@ struct snap_times {
 struct snap_digest {
 	uint64_t bytes, read;
 	uint64_t early;   /* of read, hashed while QEMU still wrote (save) */
+	uint64_t memory;  /* hashed from QEMU's memory instead of read (save) */
 	uint64_t ms;      /* hashing time (in flight: alongside the stream) */
-	const char *from; /* "page cache", "disk", "in flight", or NULL: none */
+	const char *from; /* "page cache", "disk", "in flight", "memory", or NULL: none */
 };
 
 struct save_result {
@@ -82,6 +83,13 @@ struct restore_result {
 	unsigned channels;
 	bool direct_io;
 	uint64_t ram_size, stream_length;
+	/* The guest's clock after cont (snap_guest.c): "set", "no agent", "off"
+	 * (guest_time_sync = no), "paused", or "failed: WHY"; when not set, how
+	 * far behind it is, about (seconds since the image was saved). */
+	char guest_time[240];
+	long long clock_behind_s;
+	uint64_t guest_time_ms; /* spent setting it (after t.total) */
+	char genid[40];         /* the VM generation ID QEMU was given ("": no vmgenid) */
 };
 
 int snap_restore(const struct conf *c, const char *image, const struct restore_opts *o,
@@ -98,6 +106,13 @@ int snap_recover(const struct conf *c, const char *name, struct qmp *q, pid_t qe
 void snap_stop_mark(const struct conf *c, const char *name, pid_t qemu);
 /* cont, retried while QEMU still finishes a cancelled migration. */
 int snap_cont(struct qmp *q);
+
+/* After cont: set the guest's clock through its agent (d has the agent's
+ * port, conf allows it), or say once how far behind it is and how to fix
+ * that. Never fails: res->guest_time says what happened. */
+struct vm_def;
+void snap_guest_time(const struct conf *c, const char *name, const struct vm_def *d,
+		     uint64_t created, struct restore_result *res);
 
 /* Channels for a v3 save or restore: requested, else usable CPUs, capped. */
 unsigned snap_channels(unsigned requested);

@@ -212,6 +212,9 @@ static int start_qemu(struct restore *r)
 		inst_args_anon(&ia, h->ram_size);
 		extra = ia.argv;
 	}
+	/* A golden image's every restore is a new generation of the VM. */
+	if (vm_def_genid(&r->d, r->res->golden, r->res->genid, sizeof(r->res->genid)) < 0)
+		return -1;
 	if (vm_launch(r->c, r->name, &r->d, extra, true) < 0)
 		return -1;
 	r->launched = true;
@@ -315,8 +318,10 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 	*r = (struct restore){ .fd = fd, .dfd = -1, .lock = -1, .q = { .fd = -1 },
 			       .c = c, .image = image, .o = o, .res = res };
 	rc = restore_steps(r, size);
-	if (rc == 0)
+	if (rc == 0) {
 		res->t.total = now_ms() - t0;
+		snap_guest_time(c, r->name, &r->d, r->v.h.created, res);
+	}
 	release(r, rc < 0);
 	return rc;
 }

@@ -49,28 +49,6 @@ unsigned snap_channels(unsigned requested)
 	return n > CONFIG_MAX_CHANNELS ? CONFIG_MAX_CHANNELS : n;
 }
 
-/* --bypass-cache in a signed v3 save: QEMU writes through the page cache
- * rather than with direct-io, the digest hashes the pages from there while a
- * thread syncs them, and the synced range is dropped from the cache (what
- * --bypass-cache is for: no cache left full of the image). With direct-io
- * the digest would read the whole stream back from the disk: a second pass
- * at disk speed (README, "What signing costs"). Only when the stream fits in
- * the cache: pages evicted before they are hashed would be read back anyway.
- * The O_DIRECT fd was opened all the same, so a file system that refuses
- * O_DIRECT is refused as for any --bypass-cache save. Short of memory (or
- * with VMSNAP_SIGNED_DIRECT=1, for tests) direct-io stays and the digest
- * reads the stream back, dropped from the cache with the rest at the end. */
-static void signed_through_cache(struct save *s)
-{
-	if (s->t.dfd < 0 || s->h.version != 3 || !s->o->sign_key)
-		return;
-	s->t.drop_cache = true; /* what the digest reads back, either way */
-	if (s->h.ram_size >= mem_available() || getenv("VMSNAP_SIGNED_DIRECT"))
-		return;
-	close(s->t.dfd);
-	s->t.dfd = -1;
-}
-
 static int write_prologue(struct save *s)
 {
 	uint8_t hdr[IMG_HEADER_SIZE];
@@ -96,27 +74,6 @@ static int write_prologue(struct save *s)
 	return 0;
 }
 
-/* A signed save QEMU writes into a fresh file of ours (the temporary file),
- * the VM stopped: the digest starts on the chunks QEMU has completed while it
- * writes the rest (sig_early_start). Only a v2 stream: QEMU appends it, so
- * everything below the file's size is final. A v3 (mapped-ram) stream is not
- * append-only: each RAM block's bitmap is written at the end into the page
- * that holds the block's header, written at the start, so a chunk without a
- * hole may still change. Instant mode keeps its own digests. */
-static void start_early(struct save *s)
-{
-	uint64_t max = s->h.ram_size + s->plugged;
-
-	if (!s->o->sign_key || s->t.kind != STOR_REG || s->h.version != 2 ||
-	    getenv("VMSNAP_NO_EARLY_DIGEST"))
-		return;
-	s->early_fd = open(s->t.tmp, O_RDONLY | O_CLOEXEC);
-	if (s->early_fd < 0)
-		return;
-	s->early = sig_early_start(s->early_fd, s->h.stream_offset, max + max / 8 + (64u << 20),
-				   SIG_CHUNK, usable_cpus());
-}
-
 static int migrate(struct save *s, struct mig_stats *st)
 {
 	struct mig_opts mo = {
@@ -138,7 +95,7 @@ static int migrate(struct save *s, struct mig_stats *st)
 		snprintf(uri, sizeof(uri), "file:/dev/fdset/%lld,offset=%llu", s->fdset,
 			 (unsigned long long)s->h.stream_offset);
 		s->migrating = true;
-		start_early(s);
+		snap_save_start_early(s);
 		if (mig_start(&s->q, &mo, uri) < 0)
 			return -1;
 		rc = mig_wait(&s->q, &mo, NULL, s->h.ram_size, s->o->progress, st);
@@ -171,49 +128,6 @@ static int migrate(struct save *s, struct mig_stats *st)
 	return rc;
 }
 
-/* The payload digest of the stream just written. Hashed in flight by the
- * relay, or read back: from the page cache while a thread syncs the same
- * pages to the disk (the digest overlaps the sync instead of following it),
- * or, after QEMU's O_DIRECT writes, from the disk with O_DIRECT reads. */
-static int digest_payload(struct save *s)
-{
-	struct snap_digest *d = &s->res->digest;
-	struct sig_info in = { 0 };
-	int rfd, rc;
-
-	s->h.digest_chunk = SIG_CHUNK;
-	/* Without the relay's hash, O_DIRECT writes came from QEMU (v3). */
-	d->from = s->hash ? "in flight" : s->t.dfd >= 0 ? "disk" : "page cache";
-	if (s->hash) { /* the relay fed it every byte it counted in stream_length */
-		rc = sig_stream_finish(s->hash, s->h.payload_digest, &in);
-	} else if (s->early) {
-		if (s->t.dfd < 0)
-			stor_sync_start(&s->t);
-		if (!s->sent_once)
-			log_info("QEMU's page counts do not show each page sent once: the chunks hashed during the save are hashed again");
-		rc = sig_early_finish(s->early, s->sent_once, s->early_fd, s->h.stream_length, usable_cpus(),
-				      s->h.payload_digest, &in);
-		s->early = NULL;
-	} else {
-		/* Through an fd of its own: QEMU's are write-only. */
-		rfd = open(s->t.kind == STOR_REG ? s->t.tmp : s->t.path, O_RDONLY | O_CLOEXEC);
-		if (rfd < 0)
-			return err_sys(EXIT_FAIL, "reading back %s", s->t.path);
-		if (s->t.dfd < 0)
-			stor_sync_start(&s->t);
-		rc = sig_payload_digest_info(rfd, s->h.stream_offset, s->h.stream_length, SIG_CHUNK,
-					     usable_cpus(), s->h.payload_digest, &in);
-		close(rfd);
-	}
-	if (rc < 0)
-		return -1;
-	d->bytes = in.bytes;
-	d->read = in.bytes_read;
-	d->early = in.bytes_early;
-	d->ms = in.ms;
-	return 0;
-}
-
 static int finish(struct save *s)
 {
 	uint8_t hdr[IMG_HEADER_SIZE];
@@ -241,7 +155,7 @@ static int finish(struct save *s)
 	if (s->o->sign_key) {
 		int rc;
 		t = now_ms();
-		rc = digest_payload(s);
+		rc = snap_save_digest(s);
 		if (rc == 0 && s->h.version == IMG_VERSION_INSTANT)
 			rc = inst_digest(s->ram, s->h.ram_bytes, s->h.ram_digest);
 		if (rc < 0)
@@ -273,6 +187,11 @@ static int attach(struct save *s, int *lock)
 			       s->name, s->name);
 	if (read_file(s->paths.def, IMG_DEF_MAX, &s->def, &s->def_len) < 0)
 		return err_wrap("VM '%s' has no launch definition", s->name);
+	if (s->o->golden) {
+		char what[CONF_NAME_MAX + 48];
+		snprintf(what, sizeof(what), "golden image of VM '%s'", s->name);
+		vm_def_genid_warn(s->def, s->def_len, what);
+	}
 	return 0;
 }
 
@@ -324,7 +243,7 @@ static int open_target(struct save *s, const char *target)
 		snap_save_note_old_ram(s, target);
 	if (stor_create(&s->t, target, s->o->bypass_cache && !instant, s->o->insisted) < 0)
 		return -1;
-	signed_through_cache(s);
+	snap_save_digest_plan(s);
 	if (s->t.dfd >= 0)
 		s->h.flags |= IMG_F_DIRECT_IO;
 	s->file_uri = mig_file_transport(&s->q, (int)s->h.version, s->t.kind == STOR_REG,
@@ -437,8 +356,11 @@ static void tidy_ram_files(struct save *s, bool ok)
 static void release(struct save *s, int lock)
 {
 	sig_early_free(s->early); /* its threads stopped before the file closes */
+	sig_ahead_free(s->ahead);
 	if (s->early_fd >= 0)
 		close(s->early_fd);
+	if (s->mem_fd >= 0)
+		close(s->mem_fd);
 	stor_close(&s->t);
 	sig_stream_free(s->hash);
 	if (s->pipe[0] >= 0)
@@ -462,7 +384,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 		return err_sys(EXIT_FAIL, "saving VM '%s'", name);
 	*s = (struct save){ .c = c, .name = name, .o = o, .res = res, .q = { .fd = -1 },
 			    .t = { .fd = -1, .dfd = -1 }, .pipe = { -1, -1 }, .fdset = -1,
-			    .early_fd = -1 };
+			    .early_fd = -1, .mem_fd = -1 };
 	if (attach(s, &lock) < 0) {
 		release(s, lock);
 		return -1;

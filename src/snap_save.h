@@ -17,6 +17,7 @@
 
 struct sig_stream;
 struct sig_early;
+struct sig_ahead;
 
 struct save {
 	const struct conf *c;
@@ -38,6 +39,10 @@ struct save {
 	struct sig_early *early; /* file: transport of a signed save: hashed as QEMU writes */
 	int early_fd;            /* what it reads through */
 	bool sent_once;          /* QEMU's counts: every RAM page sent exactly once */
+	int mem_fd;              /* signed v3 with direct-io: QEMU's memory (/proc/PID/mem), */
+	uint64_t mem_at;         /* where its main RAM block starts in it, */
+	char mem_block[64];      /* and that block's id ("pc.ram"), */
+	struct sig_ahead *ahead; /* hashed from it while QEMU writes */
 	long long fdset;
 	char ram[CONF_PATH_MAX + 8]; /* instant mode: the RAM file */
 	char old_ram[PATH_MAX];          /* the RAM file of the golden image being replaced */
@@ -48,6 +53,13 @@ struct save {
 int snap_save_query_vm(struct save *s);
 int snap_save_preflight(struct save *s, const char *target);
 void snap_save_note_old_ram(struct save *s, const char *target);
+
+/* The payload digest (snap_save_digest.c): a signed v3 save's way (QEMU's
+ * memory, or for --bypass-cache the page cache), chosen before the stop; hashing while QEMU
+ * writes, started with it; the digest into s->h once QEMU has finished. */
+void snap_save_digest_plan(struct save *s);
+void snap_save_start_early(struct save *s);
+int snap_save_digest(struct save *s);
 
 /* After a failure (snap_recover.c): put the VM back as it was, and add to
  * the pending error how it was left (and, on a full file system, how full). */

@@ -11,6 +11,11 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define ALIGN_UP(x, a) (((x) + (a) - 1) / (a) * (a))
 
+/* Bytes [start, end) of a file. */
+struct file_range {
+	uint64_t start, end;
+};
+
 /* Monotonic clock in milliseconds and microseconds. */
 uint64_t now_ms(void);
 uint64_t now_us(void);

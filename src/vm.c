@@ -48,7 +48,8 @@ int vm_paths(const struct conf *c, const char *name, struct vm_paths *p)
 	if (str_fmt(p->qmp, sizeof(p->qmp), "%s/%s.qmp", c->run_dir, name) < 0)
 		return err_set(EXIT_USAGE, "run_dir %s: too long for a unix socket path (107 bytes)",
 			       c->run_dir);
-	if (str_fmt(p->pid, sizeof(p->pid), "%s/%s.pid", c->run_dir, name) < 0 ||
+	if (str_fmt(p->qga, sizeof(p->qga), "%s/%s.qga", c->run_dir, name) < 0 ||
+	    str_fmt(p->pid, sizeof(p->pid), "%s/%s.pid", c->run_dir, name) < 0 ||
 	    str_fmt(p->def, sizeof(p->def), "%s/%s.vm", c->run_dir, name) < 0 ||
 	    str_fmt(p->lock, sizeof(p->lock), "%s/%s.lock", c->run_dir, name) < 0)
 		return err_set(EXIT_USAGE, "run_dir %s: too long", c->run_dir);
@@ -163,6 +164,7 @@ void vm_cleanup(const struct conf *c, const char *name)
 	if (vm_paths(c, name, &p) < 0)
 		return;
 	unlink(p.qmp);
+	unlink(p.qga);
 	unlink(p.pid);
 	unlink(p.def);
 }

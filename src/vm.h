@@ -17,6 +17,7 @@
 #define VM_PATH_SIZE (CONF_PATH_MAX + CONF_NAME_MAX + 16)
 struct vm_paths {
 	char qmp[108]; /* fits sockaddr_un */
+	char qga[108]; /* the guest agent's socket, when the definition has its port */
 	char pid[VM_PATH_SIZE];
 	char def[VM_PATH_SIZE];  /* the definition it was launched with */
 	char lock[VM_PATH_SIZE];

@@ -223,7 +223,7 @@ int vm_def_check(const struct vm_def *d, const char *run_dir)
 	}
 	free(r);
 	if (!why)
-		return 0;
+		return vm_def_check_agent(d);
 	i--;
 	if (why == IN_RUN_DIR)
 		return err_set(d->code ? d->code : EXIT_USAGE,

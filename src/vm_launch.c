@@ -39,26 +39,51 @@ static char **qemu_env(void)
 	return env;
 }
 
+/* The guest agent's socket, "socket,id=vmsnap-qga,path=...,server=on,wait=off"
+ * (a ',' in the path doubled, as QEMU reads it). */
+static void agent_chardev(const struct vm_paths *p, char *out, size_t size)
+{
+	size_t n = (size_t)snprintf(out, size, "socket,id=%s,path=", VM_AGENT_CHARDEV);
+
+	for (const char *s = p->qga; *s && n + 2 < size; s++) {
+		if (*s == ',')
+			out[n++] = ',';
+		out[n++] = *s;
+	}
+	snprintf(out + n, size - n, ",server=on,wait=off");
+}
+
+/* The text of the arguments vmsnap adds. */
+struct launch_text {
+	char qmp[160];
+	char agent[300];
+	struct qrun_confine cf;
+};
+
 /* QEMU's argv: the definition, extra, then what vmsnap manages itself (the
- * QMP socket, pidfile, confinement, whose text lives in *cf; incoming:
- * paused, waiting for the stream). */
+ * guest agent's socket, the QMP socket, pidfile, confinement, their text in
+ * *lt; incoming: paused, waiting for the stream). */
 static int launch_argv(const struct conf *c, const struct vm_paths *p, const struct vm_def *d,
-		       const char *const *extra, bool incoming, char *qmp_arg, size_t qmp_size,
-		       struct qrun_confine *cf, char **argv)
+		       const char *const *extra, bool incoming, struct launch_text *lt, char **argv)
 {
 	int n = 0;
 
-	snprintf(qmp_arg, qmp_size, "unix:%s,server=on,wait=off", p->qmp);
+	snprintf(lt->qmp, sizeof(lt->qmp), "unix:%s,server=on,wait=off", p->qmp);
 	argv[n++] = (char *)c->qemu;
 	for (int i = 0; i < d->argc; i++)
 		argv[n++] = d->argv[i];
 	for (int i = 0; extra && extra[i] && i < 8; i++)
 		argv[n++] = (char *)extra[i];
+	if (vm_def_has_agent(d)) {
+		agent_chardev(p, lt->agent, sizeof(lt->agent));
+		argv[n++] = "-chardev";
+		argv[n++] = lt->agent;
+	}
 	argv[n++] = "-qmp";
-	argv[n++] = qmp_arg;
+	argv[n++] = lt->qmp;
 	argv[n++] = "-pidfile";
 	argv[n++] = (char *)p->pid;
-	n += qrun_confine_args(c, cf, argv + n);
+	n += qrun_confine_args(c, &lt->cf, argv + n);
 	if (incoming) {
 		argv[n++] = "-S";
 		argv[n++] = "-incoming";
@@ -105,8 +130,7 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	      const char *const *extra, bool incoming)
 {
 	struct vm_paths p;
-	struct qrun_confine cf;
-	char qmp_arg[160];
+	struct launch_text lt;
 	char *argv[VM_ARGS_MAX + 24], **env;
 	int rc;
 
@@ -116,7 +140,8 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 		return err_sys(EXIT_USAGE, "QEMU binary %s (set qemu = in %s)", c->qemu,
 			       c->path[0] ? c->path : "the config file");
 	unlink(p.qmp); /* a stale socket would make QEMU fail to bind */
-	launch_argv(c, &p, d, extra, incoming, qmp_arg, sizeof(qmp_arg), &cf, argv);
+	unlink(p.qga);
+	launch_argv(c, &p, d, extra, incoming, &lt, argv);
 	if (!(env = qemu_env()))
 		return err_sys(EXIT_FAIL, "environment for QEMU");
 	rc = qrun_start(argv, env, p.qmp, VM_START_TIMEOUT_MS);
@@ -127,5 +152,7 @@ int vm_launch(const struct conf *c, const char *name, const struct vm_def *d,
 	 * whatever QEMU does with its umask. */
 	if (chmod(p.qmp, 0600) < 0)
 		log_warn("QMP socket %s: chmod 0600: %s", p.qmp, strerror(errno));
+	if (vm_def_has_agent(d) && chmod(p.qga, 0600) < 0)
+		log_warn("guest agent socket %s: chmod 0600: %s", p.qga, strerror(errno));
 	return record_def(&p, d);
 }

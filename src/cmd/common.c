@@ -86,19 +86,23 @@ void cmd_add_times(cJSON *o, const struct snap_times *t)
 
 void cmd_add_digest(cJSON *o, const struct snap_digest *d)
 {
-	double mb_s = d->ms ? (double)(d->read / 1000) / (double)d->ms : 0.0;
+	/* what was hashed in the time the digest added (from memory while QEMU
+	 * wrote counts in early, not here) */
+	uint64_t after = d->read + d->memory - (d->early < d->memory ? d->early : d->memory);
+	double mb_s = d->ms ? (double)(after / 1000) / (double)d->ms : 0.0;
 
 	if (!d->from)
 		return;
 	if (!o) {
-		log_debug("payload digest (%s): %llu MiB hashed while QEMU wrote, %llu MiB read after in %llu ms, %.0f MB/s",
-			  d->from, (unsigned long long)(d->early >> 20),
+		log_debug("payload digest (%s): %llu MiB hashed while QEMU wrote, %llu MiB from QEMU's memory, %llu MiB read after in %llu ms, %.0f MB/s",
+			  d->from, (unsigned long long)(d->early >> 20), (unsigned long long)(d->memory >> 20),
 			  (unsigned long long)(d->read >> 20), (unsigned long long)d->ms, mb_s);
 		return;
 	}
 	cJSON_AddStringToObject(o, "digest_from", d->from);
 	cJSON_AddNumberToObject(o, "digest_read_bytes", (double)d->read);
 	cJSON_AddNumberToObject(o, "digest_early_bytes", (double)d->early);
+	cJSON_AddNumberToObject(o, "digest_memory_bytes", (double)d->memory);
 	cJSON_AddNumberToObject(o, "digest_mb_s", mb_s);
 }
 

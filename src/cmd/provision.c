@@ -9,6 +9,7 @@
 #include "storage.h"
 #include "util.h"
 #include "verify.h"
+#include "vm_def.h"
 
 #include <limits.h>
 #include <fcntl.h>
@@ -259,6 +260,11 @@ static int provision(struct prov *p)
 	p->end = h.stream_offset + h.stream_length;
 	if (check_target(p, &h) < 0 || vfy_image(p->c, p->in, p->size, p->src, &p->vo, &p->sv) < 0)
 		return -1;
+	if (p->sv.h.flags & IMG_F_GOLDEN) {
+		char what[PATH_MAX + 16];
+		snprintf(what, sizeof(what), "golden image %s", p->src);
+		vm_def_genid_warn(p->sv.def, p->sv.h.def_length, what);
+	}
 	p->cp.in = p->in;
 	p->cp.what = "provisioning";
 	p->cp.off = IMG_HEADER_SIZE;

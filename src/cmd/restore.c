@@ -23,6 +23,11 @@ static void report(const char *image, const struct restore_result *r, bool json)
 		cJSON_AddNumberToObject(j, "stream_length", (double)r->stream_length);
 		cmd_add_times(j, &r->t);
 		cmd_add_digest(j, &r->digest);
+		cJSON_AddStringToObject(j, "guest_time", r->guest_time);
+		cJSON_AddNumberToObject(j, "guest_time_ms", (double)r->guest_time_ms);
+		cJSON_AddNumberToObject(j, "guest_clock_behind_s", (double)r->clock_behind_s);
+		if (r->genid[0])
+			cJSON_AddStringToObject(j, "vm_generation_id", r->genid);
 		cmd_print_json(j);
 		return;
 	}

@@ -8,15 +8,19 @@
 
 #include <unistd.h>
 
-/* A cold start; in instant mode with a fresh RAM file. */
-static int launch_cold(const struct conf *c, const char *name, const struct vm_def *d,
+/* A cold start; in instant mode with a fresh RAM file. A vmgenid without a
+ * guid gets one here, recorded with the definition, so that a resume-once
+ * restore gives the guest the same ID again. */
+static int launch_cold(const struct conf *c, const char *name, struct vm_def *d,
 		       const char *origin)
 {
 	struct conf_vm vm;
 	struct inst_args a;
-	char ram[CONF_PATH_MAX + 8];
+	char ram[CONF_PATH_MAX + 8], guid[40];
 	uint64_t size;
 
+	if (vm_def_genid(d, false, guid, sizeof(guid)) < 0)
+		return -1;
 	conf_vm_get(c, name, &vm);
 	if (!vm.instant)
 		return vm_launch(c, name, d, NULL, false);

@@ -92,6 +92,9 @@ refused "a json: file name" \
 refused "an HMP monitor on -serial mon:" \
 	"option -serial 'mon:unix:$T/hmp.sock,server=on,wait=off' opens a monitor (mon:): only vmsnap talks to QEMU's monitors" \
 	"-serial mon:unix:$T/hmp.sock,server=on,wait=off"
+refused "the guest agent's chardev, defined by the image" \
+	"option -chardev 'socket,id=vmsnap-qga,path=$T/x.sock,server=on,wait=off': the character device vmsnap-qga is vmsnap's (the guest agent's socket in run_dir): leave this line out" \
+	"-chardev socket,id=vmsnap-qga,path=$T/x.sock,server=on,wait=off"
 refused "-readconfig in the value slot of -nodefaults" \
 	"option -nodefaults: value '-readconfig' starts with '-': QEMU could read it as an option" \
 	"-nodefaults -readconfig"

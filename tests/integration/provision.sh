@@ -23,8 +23,12 @@ pass "test guest boots with 512 MiB, half of it filled"
 before=$(last_tick vm1)
 expect_rc "v3 save --golden, signed (sign_key)" 0 vs save vm1 "$T/save/g.img" --format 3 --golden
 check "inspect shows golden" inspect_has "$T/save/g.img" '"golden":true'
+check "  ... the save warns: the test guest's definition has no vmgenid" \
+	err_is "vmsnap: warning: golden image of VM 'vm1': its definition has no -device vmgenid, so restored copies will share their RNG state: add -device vmgenid to the definition"
 ext=$(make_ext4 ext 1G)
 expect_rc "provision the v3 image to a file on ext4" 0 vs provision "$T/save/g.img" "$ext/g.img"
+check "  ... and so does provision" \
+	err_is "vmsnap: warning: golden image $T/save/g.img: its definition has no -device vmgenid, so restored copies will share their RNG state: add -device vmgenid to the definition"
 check "  ... reports bytes written, throughput and verification" \
 	bash -c "grep -q '^wrote .* MB/s' '$T/out' && grep -q '^verified: source .* and target read back .*payload digest ok' '$T/out'"
 src=$(on_disk "$T/save/g.img") dst=$(on_disk "$ext/g.img") logical=$(stat -c %s "$T/save/g.img")

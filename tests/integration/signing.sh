@@ -91,13 +91,24 @@ cached_little() { # FILE: under 1 MiB of it in the page cache
 	local res; res=$(fincore --bytes --noheadings --output RES "$1")
 	[ "$res" -lt $((1 << 20)) ] || { echo "$res bytes of $1 cached" >&2; return 1; }
 }
-for fmt in 3 2; do
+# A signed v3 --bypass-cache save keeps direct-io and hashes the main RAM
+# block from QEMU's memory (the VM is stopped: the block's pages region is
+# that memory), a sample of it compared with the file; VMSNAP_NO_MEMORY_DIGEST=1
+# takes the way through the page cache.
+for fmt in 3 3nomem 2; do
 	img=$T/save/b$fmt.img
-	[ $fmt = 3 ] && from="page cache" || from="in flight"
+	case $fmt in
+	3) from=memory env=() ;;
+	3nomem) from="page cache" env=(VMSNAP_NO_MEMORY_DIGEST=1) ;;
+	2) from="in flight" env=() ;;
+	esac
 	before=$(last_tick vm1)
-	expect_rc "v$fmt --bypass-cache: signed save" 0 vs save vm1 "$img" --format $fmt --bypass-cache --json --verbose
+	expect_rc "v${fmt%nomem} --bypass-cache: signed save ${env[*]}" 0 env "${env[@]}" \
+		"$VMSNAP" --config "$T/vmsnap.conf" save vm1 "$img" --format ${fmt%nomem} --bypass-cache --json --verbose
 	check "  ... digest from the $from, bytes and MB/s in --json" \
 		grep -q "\"digest_from\":\"$from\".*\"digest_read_bytes\":[1-9][0-9]*.*\"digest_mb_s\":[1-9]" "$T/out"
+	[ $fmt = 3 ] && check "  ... direct-io kept, over 200 MiB hashed from QEMU's memory while QEMU wrote, under 32 MiB read back" \
+		grep -qE '"direct_io":true.*"digest_read_bytes":[0-9]{1,8},"digest_early_bytes":[0-9]{9,},"digest_memory_bytes":[0-9]{9,}' "$T/out"
 	check "  ... --verbose shows the digest phase with MB/s" grep -qE "payload digest \($from\): .*[0-9]+ MB/s" "$T/err"
 	check "  ... --json says how much was hashed while QEMU wrote" grep -q '"digest_early_bytes":[0-9]' "$T/out"
 	echo "# v$fmt: $(grep -oE '"digest_(early|read)_bytes":[0-9]+' "$T/out" | tr '\n' ' ')"
@@ -128,14 +139,31 @@ check "  ... none of the stream cached" cached_little "$T/save/d3.img"
 expect_rc "  ... verifies" 0 vs verify "$T/save/d3.img"
 
 # The digest hashed while QEMU writes (sig_early_*) and the one hashed only
-# afterwards (VMSNAP_NO_EARLY_DIGEST=1) both verify; the latter hashed nothing early.
+# afterwards (VMSNAP_NO_EARLY_DIGEST=1) both verify; the latter hashed nothing
+# early. A v3 stream keeps only the chunks within its RAM blocks' pages
+# regions: a block's bitmap, written last beside its header, is hashed after.
 expect_rc "v2 signed save, the digest only after QEMU finished (VMSNAP_NO_EARLY_DIGEST=1)" 0 \
 	env VMSNAP_NO_EARLY_DIGEST=1 "$VMSNAP" --config "$T/vmsnap.conf" save vm1 "$T/save/late.img" \
 	--format 2 --keep-running --json
 check "  ... nothing hashed early" grep -q '"digest_early_bytes":0,' "$T/out"
 expect_rc "  ... verifies" 0 vs verify "$T/save/late.img"
-expect_rc "v2 signed save, hashed while QEMU writes" 0 vs save vm1 "$T/save/early.img" --format 2 --keep-running --json
-echo "# early: $(grep -oE '"digest_(early|read)_bytes":[0-9]+' "$T/out" | tr '\n' ' ')"
+for fmt in 2 3; do
+	# v3: the file's chunks, not QEMU's memory (VMSNAP_NO_MEMORY_DIGEST=1)
+	expect_rc "v$fmt signed save, hashed while QEMU writes the file" 0 env VMSNAP_NO_MEMORY_DIGEST=1 \
+		"$VMSNAP" --config "$T/vmsnap.conf" --verbose save vm1 "$T/save/early.img" --format $fmt --keep-running --json
+	early=$(grep -oE '"digest_early_bytes":[0-9]+' "$T/out" | cut -d: -f2)
+	echo "# v$fmt early: $(grep -oE '"digest_(early|read)_bytes":[0-9]+' "$T/out" | tr '\n' ' ')"
+	check "  ... more than 64 MiB of the stream hashed while QEMU wrote ($early bytes)" \
+		test "${early:-0}" -gt $((64 << 20))
+	[ $fmt = 3 ] && check "  ... the RAM blocks' pages regions found in the stream" \
+		grep -qE "early digest: [1-9][0-9]* pages regions of RAM blocks" "$T/err"
+	expect_rc "  ... verifies" 0 vs verify "$T/save/early.img"
+	rm -f "$T/save/early.img"
+done
+expect_rc "v3 signed save through the page cache: the RAM block hashed from QEMU's memory" 0 \
+	vs save vm1 "$T/save/early.img" --format 3 --keep-running --json
+check "  ... digest_from memory, while QEMU wrote, direct-io not asked for" \
+	grep -qE '"direct_io":false.*"digest_from":"memory","digest_read_bytes":[0-9]{1,8},"digest_early_bytes":[0-9]{9,}' "$T/out"
 expect_rc "  ... verifies" 0 vs verify "$T/save/early.img"
 rm -f "$T/save/late.img" "$T/save/early.img"
 

@@ -171,15 +171,18 @@ static void test_vm_sections(void **s)
 				  "instant = yes\n"
 				  "\n"
 				  "[vm db.1]\n"
-				  "instant = no\n"), 0);
+				  "instant = no\n"
+				  "guest_time_sync = no\n"), 0);
 	assert_int_equal(c.n_vm, 2);
 	conf_vm_get(&c, "web", &vm);
 	assert_string_equal(vm.name, "web");
 	assert_string_equal(vm.image, "/dev/vdb");
 	assert_true(vm.instant);
+	assert_false(vm.no_time_sync); /* guest_time_sync defaults to yes */
 	conf_vm_get(&c, "db.1", &vm);
 	assert_string_equal(vm.image, "/srv/img/db.1.img");
 	assert_false(vm.instant);
+	assert_true(vm.no_time_sync);
 }
 
 static void test_vm_without_section_gets_default_image(void **s)
@@ -219,6 +222,7 @@ static void test_errors_name_file_and_line(void **s)
 		{ "[vm a]\ncolor = red\n", 2, "unknown key 'color' in [vm a]" },
 		{ "[vm a]\nsave_dir = /x\n", 2, "unknown key 'save_dir'" },
 		{ "[vm a]\ninstant = perhaps\n", 2, "use yes or no" },
+		{ "[vm a]\nguest_time_sync = later\n", 2, "guest_time_sync = 'later': use yes or no" },
 		{ "vms = ok, .bad\n", 1, "'.bad'" },
 		{ "vms = a/b\n", 1, "VM names" },
 	};

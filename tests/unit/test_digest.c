@@ -445,6 +445,125 @@ static void test_early_digest_dropped_equals_read_back(void **s)
 	early_case(false);
 }
 
+/* A v3 stream: chunk 0 (a block's header) complete at the start and written
+ * again at the end (its bitmap), the rest written once. With the early
+ * hashes restricted to the "pages region" (chunks 1..N-1), the root is the
+ * read-back's; only chunks of that region count as hashed early. */
+static void test_early_digest_restricted_to_final_ranges(void **s)
+{
+	enum { N = 24, OFF = 8192 };
+	uint64_t len = (uint64_t)N * EC;
+	uint8_t *b = content(len, NULL, 0, SIZE_MAX), got[SIG_HASH], want[SIG_HASH];
+	struct file_range pages = { OFF + EC, OFF + len };
+	char path[4096];
+	int fd = open(tu_path(path, dir, "early3"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	struct sig_info in = { 0 };
+	struct sig_early *e;
+
+	(void)s;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, OFF), 0);
+	assert_non_null(e = sig_early_start(fd, OFF, 2 * len, EC, 2));
+	assert_int_equal(pwrite(fd, b, EC, OFF), EC); /* the header, bitmap still zero */
+	for (int i = 1; i < N; i++) {
+		assert_int_equal(pwrite(fd, b + (uint64_t)i * EC, EC, (off_t)(OFF + (uint64_t)i * EC)), EC);
+		usleep(3000);
+	}
+	usleep(20000);
+	memset(b + 100, 0xa5, 512); /* the bitmap, written last */
+	assert_int_equal(pwrite(fd, b + 100, 512, OFF + 100), 512);
+	sig_early_restrict(e, &pages, 1);
+	assert_int_equal(sig_early_finish(e, true, fd, len, 2, got, &in), 0);
+	reference(b, len, EC, want);
+	assert_memory_equal(got, want, SIG_HASH);
+	assert_true(in.bytes_early >= EC && in.bytes_early <= len - EC);
+	assert_true(in.bytes_read >= EC);
+	close(fd);
+	free(b);
+}
+
+/* Chunks of a region hashed from the same bytes held elsewhere (a source
+ * file standing in for QEMU's memory, the region's bytes at another
+ * offset): the root is the read-back's, a sample check passes; a source
+ * with one byte changed in a sampled chunk fails the check. */
+static void test_chunks_hashed_from_another_source(void **s)
+{
+	enum { N = 40, OFF = 8192, SRC_OFF = 3 * 4096 };
+	uint64_t len = (uint64_t)N * EC + 777;
+	uint8_t *b = content(len, NULL, 0, SIZE_MAX), got[SIG_HASH], want[SIG_HASH];
+	struct file_range in = { OFF + 5 * EC + 100, OFF + 30 * EC }; /* chunks 6..29 */
+	char path[4096];
+	int fd = write_file("pre.img", b, len, false), src;
+	struct sig_info info = { 0 };
+	struct sig_pre *pre;
+
+	(void)s;
+	/* the file's region [OFF, OFF + len): write it there, and the part
+	 * from in.start on at SRC_OFF of the source */
+	assert_int_equal(pwrite(fd, b, len, OFF), (ssize_t)len);
+	src = open(tu_path(path, dir, "pre.src"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(src >= 0);
+	assert_int_equal(pwrite(src, b + (in.start - OFF), in.end - in.start, SRC_OFF),
+			 (ssize_t)(in.end - in.start));
+	assert_non_null(pre = sig_pre_from(src, SRC_OFF, in, OFF, len, EC, 2));
+	assert_int_equal(sig_pre_check(pre, fd, 8), 0);
+	assert_int_equal(sig_pre_digest(pre, fd, len, 2, got, &info), 0);
+	reference(b, len, EC, want);
+	assert_memory_equal(got, want, SIG_HASH);
+	assert_int_equal(info.bytes_early, 24 * EC);   /* chunks 6..29 from the source */
+	assert_int_equal(info.bytes_read, len - 24 * EC); /* the rest from the file */
+	sig_pre_free(pre);
+	/* the source differs in chunk 6, the first one sampled */
+	assert_int_equal(pwrite(src, "X", 1, SRC_OFF + (OFF + 6 * EC - in.start) + 5), 1);
+	assert_non_null(pre = sig_pre_from(src, SRC_OFF, in, OFF, len, EC, 2));
+	assert_int_equal(sig_pre_check(pre, fd, 8), 1);
+	sig_pre_free(pre);
+	close(src);
+	close(fd);
+	free(b);
+}
+
+/* Hashed ahead, before the layout is known: the source's pieces at the
+ * phase the region's offset gives; taken for a region at an aligned place,
+ * every whole chunk within it comes from the source and the root is the
+ * read-back's; a region 4 KiB off that place gets none of them. */
+static void test_chunks_hashed_ahead(void **s)
+{
+	enum { N = 40, OFF = 8192, SRC_OFF = 4096 };
+	uint64_t len = (uint64_t)N * EC + 300;
+	uint8_t *b = content(len, NULL, 0, SIZE_MAX), got[SIG_HASH], want[SIG_HASH];
+	struct file_range in = { 4 * EC, OFF + 36 * EC + 100 }; /* chunks 4..35 whole */
+	char path[4096];
+	int fd = write_file("ahead.img", b, len, false), src;
+	struct sig_info info = { 0 };
+	struct sig_ahead *a;
+	struct sig_pre *pre;
+
+	(void)s;
+	assert_int_equal(pwrite(fd, b, len, OFF), (ssize_t)len);
+	src = open(tu_path(path, dir, "ahead.src"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(src >= 0);
+	assert_int_equal(pwrite(src, b + (in.start - OFF), in.end - in.start, SRC_OFF),
+			 (ssize_t)(in.end - in.start));
+	assert_non_null(a = sig_ahead_start(src, SRC_OFF, in.end - in.start, OFF % EC, EC, 2));
+	assert_non_null(pre = sig_ahead_take(a, in, OFF, len));
+	assert_int_equal(sig_pre_bytes(pre), 32 * EC);
+	assert_int_equal(sig_pre_check(pre, fd, 8), 0);
+	assert_int_equal(sig_pre_digest(pre, fd, len, 2, got, &info), 0);
+	reference(b, len, EC, want);
+	assert_memory_equal(got, want, SIG_HASH);
+	assert_int_equal(info.bytes_read, len - 32 * EC);
+	sig_pre_free(pre);
+	in.start += 4096;
+	assert_non_null(pre = sig_ahead_take(a, in, OFF, len));
+	assert_int_equal(sig_pre_bytes(pre), 0);
+	sig_pre_free(pre);
+	sig_ahead_free(a);
+	close(src);
+	close(fd);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +582,9 @@ int main(void)
 		cmocka_unit_test(test_relay_digest_equals_read_back),
 		cmocka_unit_test(test_early_digest_equals_read_back),
 		cmocka_unit_test(test_early_digest_dropped_equals_read_back),
+		cmocka_unit_test(test_early_digest_restricted_to_final_ranges),
+		cmocka_unit_test(test_chunks_hashed_from_another_source),
+		cmocka_unit_test(test_chunks_hashed_ahead),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -346,6 +346,11 @@ static const struct {
 	  ":1: option -nodefaults: value '-readconfig' starts with '-'" },
 	{ "-S in the value slot", "-no-reboot -S\n", "value '-S' starts with '-'" },
 	{ "not an option", "-m 64\nrm -rf /\n", ":2: 'rm -rf /': each line is one QEMU option" },
+	{ "the guest agent's chardev, defined by the image",
+	  "-chardev socket,id=vmsnap-qga,path=/tmp/x.sock,server=on,wait=off\n",
+	  "the character device vmsnap-qga is vmsnap's" },
+	{ "the guest agent's chardev on a serial port", "-device isa-serial,chardev=vmsnap-qga\n",
+	  "vmsnap-qga is for the guest agent's port only" },
 	{ "a NUL byte", NULL, "NUL byte" },
 };
 
