@@ -177,8 +177,9 @@ for how in daemon now; do
 		label="SIGPWR to the watcher, then apcupsd mainsback mid-save"
 		check "$label: the save is underway" hold_mid_save "$q"
 		back_in_time "$label" "$R/etc/apcupsd/mainsback" mainsback ups0 1 1
-		check "  ... the watcher cancelled the save" grep -q "vm1: cancelled: power returned" "$T/watch.log"
-		check "  ... and watches again" eval 'grep -q "watching again" "$T/watch.log" && watching'
+		# (the guest runs again before the watcher has written its lines)
+		check "  ... the watcher cancelled the save" wait_until 10 grep -q "vm1: cancelled: power returned" "$T/watch.log"
+		check "  ... and watches again" eval 'wait_until 10 grep -q "watching again" "$T/watch.log" && watching'
 	else
 		"$R/usr/sbin/vmsnap-power" fail >"$T/now.out" 2>&1 &
 		nowpid=$!
