@@ -135,6 +135,15 @@ static enum after roll_back(struct save *s)
 		snap_stop_mark(s->c, s->name, 0);
 		return VM_RUNNING_AGAIN;
 	}
+	/* QEMU can die in the cancel itself (seen: QEMU 10.0.2, a multifd save
+	 * cancelled mid-way): then it is gone, not paused. */
+	if (vm_wait_gone(s->pid, 2000) == 0) {
+		log_error("QEMU of VM '%s' (pid %d) exited while its save was cancelled",
+			  s->name, (int)s->pid);
+		snap_stop_mark(s->c, s->name, 0);
+		vm_cleanup(s->c, s->name);
+		return VM_GONE;
+	}
 	log_error("could not resume VM '%s': %s", s->name, err_msg());
 	return VM_PAUSED;
 }

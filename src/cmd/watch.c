@@ -114,7 +114,8 @@ static void report(const struct conf *c, const struct fleet_result *res)
 		const struct fleet_result *r = &res[i];
 		if (!r->code && !strncmp(r->msg, "saved to ", 9))
 			str_copy(saved[n_saved++], CONF_NAME_MAX, r->name);
-		if (r->code && power_back && strstr(r->msg, "cancelled: power returned"))
+		if (r->code && power_back && strstr(r->msg, "cancelled: power returned") &&
+		    !strstr(r->msg, " is gone"))
 			log_info("%s: %s", r->name, r->msg);
 		else if (r->code)
 			log_error("%s: save FAILED after %llu ms: %s", r->name, (unsigned long long)r->ms, r->msg);
