@@ -39,7 +39,9 @@ check "agent: the guest boots and starts qemu-ga on its port" start_linux lt 256
 check "agent: qemu-ga runs (vmg qga)" grep -q '^vmg qga /dev/vport' "$T/lt.log"
 check "agent: QEMU's socket for it is in run_dir" test -S "$T/run/lt.qga"
 err=$(clock_error lt)
-check "agent: before any save the guest's clock is within 1 s of the host's ($err s)" within "$err" -1 1
+# At boot the kernel sets the clock from the RTC's whole seconds: up to 1 s
+# behind, plus what the question took (seen: -1.057 s under load).
+check "agent: before any save the guest's clock is within 2 s of the host's ($err s)" within "$err" -2 1
 
 t0=$(save_gap lt "$T/save/lt.img")
 check "agent: saved, and 5 s passed" test -n "$t0"
