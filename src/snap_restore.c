@@ -1,5 +1,7 @@
 /* snap_restore: start QEMU from an image and resume the guest (snap.h).
- * Every check runs before QEMU reads a byte; the image is opened read-only
+ * Every check runs before QEMU reads a byte, except that of a signed v3
+ * image's main RAM block, checked once QEMU has copied it into the guest's
+ * memory and before the guest runs (verify_split.c); the image is opened read-only
  * and a resume-once image is consumed (consume.h) once QEMU has loaded it,
  * before the guest runs. */
 #include "snap.h"
@@ -9,6 +11,7 @@
 #include "instant.h"
 #include "log.h"
 #include "mig.h"
+#include "qemu_mem.h"
 #include "qmp.h"
 #include "relay.h"
 #include "sign.h"
@@ -71,8 +74,10 @@ static void note_digest(const struct vfy_result *v, struct restore_result *res)
 		return;
 	res->digest.bytes = v->digest_bytes;
 	res->digest.read = v->digest_read;
+	res->digest.memory = v->digest_memory;
 	res->digest.ms = v->digest_ms;
-	res->digest.from = "image";
+	res->digest.from = v->digest_memory ? "memory" : "image";
+	res->t.digest = v->digest_ms;
 }
 
 static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, const char *path,
@@ -225,6 +230,21 @@ static int start_qemu(struct restore *r)
 	return 0;
 }
 
+/* A v3 image checked in two steps (verify_split.c): its main RAM block's
+ * pages, now loaded, from QEMU's memory (or, where that cannot be read, the
+ * file), before the image is consumed and the guest runs. */
+static int check_loaded(struct restore *r)
+{
+	struct qemu_mem m;
+	int rc;
+
+	if (qemu_mem_open(&r->q, r->pid, &m) < 0)
+		err_clear();
+	rc = vfy_split_finish(&r->v, r->fd, &m, r->image);
+	qemu_mem_close(&m);
+	return rc;
+}
+
 /* The stream into QEMU, then the guest runs (or stays paused). */
 static int resume_guest(struct restore *r)
 {
@@ -241,6 +261,9 @@ static int resume_guest(struct restore *r)
 	if (load(&r->q, h, r->fd, r->dfd, r->image, res->channels, o->progress, &st) < 0)
 		return -1;
 	res->t.migrate = st.qemu_ms;
+	if (r->v.split && check_loaded(r) < 0)
+		return -1;
+	note_digest(&r->v, res);
 	/* Consumed before the guest runs a single instruction: a crash in
 	 * between then costs a cold start, never a replay against moved-on disks. */
 	if (cons_record(r->c, r->fd, h, r->image) < 0)
@@ -256,12 +279,12 @@ static int restore_steps(struct restore *r, uint64_t size)
 {
 	const struct restore_opts *o = r->o;
 	struct vfy_opts vo = { .pubkey = o->pubkey, .require_signature = r->c->require_signature,
-			       .verify_payload = r->c->verify_payload, .allow_consumed = o->again };
+			       .verify_payload = r->c->verify_payload, .allow_consumed = o->again,
+			       .split = true };
 
 	if (vfy_image(r->c, r->fd, size, r->image, &vo, &r->v) < 0 ||
 	    admit(r->c, r->image, o, &r->v.h) < 0)
 		return -1;
-	r->res->t.digest = r->v.digest_ms;
 	note_digest(&r->v, r->res);
 	r->warm = load_warm(o, &r->v);
 	r->res->golden = r->v.h.flags & IMG_F_GOLDEN;
@@ -291,7 +314,8 @@ static void release(struct restore *r, bool failed)
 	vfy_free(&r->v);
 	if (r->dfd >= 0)
 		close(r->dfd);
-	if (r->warm)
+	/* --bypass-cache: what the checks read through the cache goes too. */
+	if (r->warm || r->o->bypass_cache)
 		posix_fadvise(r->fd, (off_t)r->v.h.stream_offset, (off_t)r->v.h.stream_length,
 			      POSIX_FADV_DONTNEED);
 	close(r->fd);

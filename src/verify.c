@@ -112,6 +112,30 @@ static int check_ram(const char *path, const struct vfy_opts *o, struct vfy_resu
 	return 0;
 }
 
+/* The payload digest: of the whole stream, or (o->split) all but what
+ * vfy_split_finish checks after the load. */
+static int check_payload(int fd, uint64_t size, const char *path, const struct vfy_opts *o,
+			 struct vfy_result *r)
+{
+	uint8_t d[SIG_HASH];
+	struct sig_info in = { 0 };
+
+	if (o->split && r->h.version == 3 && (vfy_split_prepare(fd, size, path, r) < 0 || r->split))
+		return r->split ? 0 : -1;
+	if (sig_payload_digest_info(fd, r->h.stream_offset, r->h.stream_length, r->h.digest_chunk,
+				    usable_cpus(), d, &in) < 0)
+		return -1;
+	r->digest_ms = in.ms;
+	r->digest_bytes = in.bytes;
+	r->digest_read = in.bytes_read;
+	if (memcmp(d, r->h.payload_digest, SIG_HASH))
+		return err_set(EXIT_REFUSED,
+			       "image %s: payload digest mismatch: the QEMU stream was changed or is corrupt",
+			       path);
+	r->payload_checked = true;
+	return 0;
+}
+
 int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 	      const struct vfy_opts *o, struct vfy_result *r)
 {
@@ -133,24 +157,10 @@ int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 		return -1;
 	}
 	if (o->verify_payload && r->h.digest_chunk) {
-		uint8_t d[SIG_HASH];
-		uint64_t t0 = now_ms();
-		struct sig_info in;
-		if (sig_payload_digest_info(fd, r->h.stream_offset, r->h.stream_length, r->h.digest_chunk,
-					    usable_cpus(), d, &in) < 0) {
+		if (check_payload(fd, size, path, o, r) < 0) {
 			vfy_free(r);
 			return -1;
 		}
-		r->digest_ms = now_ms() - t0;
-		r->digest_bytes = in.bytes;
-		r->digest_read = in.bytes_read;
-		if (memcmp(d, r->h.payload_digest, SIG_HASH)) {
-			vfy_free(r);
-			return err_set(EXIT_REFUSED,
-				       "image %s: payload digest mismatch: the QEMU stream was changed or is corrupt",
-				       path);
-		}
-		r->payload_checked = true;
 	} else if (o->verify_payload && r->h.sig_len && o->require_signature) {
 		vfy_free(r);
 		return err_set(EXIT_REFUSED, "image %s is signed without a payload digest: its RAM is not covered",
@@ -183,6 +193,8 @@ int vfy_peek(const char *path, struct img_header *h)
 
 void vfy_free(struct vfy_result *r)
 {
+	vfy_split_free(r->split);
+	r->split = NULL;
 	free(r->def);
 	r->def = NULL;
 	if (r->ram_open)

@@ -17,7 +17,10 @@ struct vfy_opts {
 	bool require_signature; /* refuse unsigned images */
 	bool verify_payload;    /* recompute the payload digest */
 	bool allow_consumed;    /* inspect/verify report it; restore refuses it */
+	bool split;             /* restore: a v3 RAM block may be checked after the load */
 };
+
+struct vfy_split;
 
 struct vfy_result {
 	struct img_header h;
@@ -27,10 +30,15 @@ struct vfy_result {
 	bool payload_checked;
 	uint64_t digest_ms;
 	uint64_t digest_bytes, digest_read; /* the payload digest: covered, read (not holes) */
+	uint64_t digest_memory; /* of them hashed from QEMU's memory after the load (split) */
 	char ram_path[PATH_MAX];    /* v4: the RAM file, resolved */
 	bool ram_checked;       /* v4: its content digest was checked */
 	int ram_fd;             /* v4: the RAM file checked, read-only (if ram_open) */
 	bool ram_open;
+	/* A v3 image with a chunk table (image.h): all of it checked but its
+	 * main RAM block's pages, which vfy_split_finish checks once QEMU has
+	 * loaded them (verify_split.c). NULL: none, or all checked already. */
+	struct vfy_split *split;
 };
 
 /* Read and check the image open on fd (size bytes, named path). Failures are
@@ -38,6 +46,20 @@ struct vfy_result {
 int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 	      const struct vfy_opts *o, struct vfy_result *r);
 void vfy_free(struct vfy_result *r);
+
+struct qemu_mem;
+/* verify_split.c. _prepare (from vfy_image): with a chunk table whose root
+ * is the signed digest and a v3 stream whose largest RAM block is
+ * recognised, every chunk but that block's pages is checked against the
+ * table from the file and r->split set; else nothing (the whole stream is
+ * checked the usual way). -1: a chunk differs, or a read error. _finish:
+ * the block's chunks, hashed from QEMU's memory m where it holds that block
+ * (else from the file), compared with the table; a chunk whose memory
+ * differs is read from the file (QEMU leaves a page the bitmap does not
+ * name as it was). -1 (EXIT_REFUSED): the image differs from what was signed. */
+int vfy_split_prepare(int fd, uint64_t size, const char *path, struct vfy_result *r);
+int vfy_split_finish(struct vfy_result *r, int fd, const struct qemu_mem *m, const char *path);
+void vfy_split_free(struct vfy_split *sp);
 
 /* Read just the header and definition, with the header's own checks. */
 int vfy_read(int fd, uint64_t size, const char *path, struct img_header *h, char **def);
