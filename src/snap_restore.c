@@ -76,12 +76,17 @@ static void note_digest(const struct vfy_result *v, struct restore_result *res)
 	res->digest.read = v->digest_read;
 	res->digest.memory = v->digest_memory;
 	res->digest.ms = v->digest_ms;
-	res->digest.from = v->digest_memory ? "memory" : "image";
+	res->digest.from = v->digest_memory		    ? "memory"
+			   : v->split && v->h.version == 2 ? "in flight"
+							    : "image";
 	res->t.digest = v->digest_ms;
 }
 
+/* Into QEMU: v3 and (QEMU 8.2+) v2 on a file through QEMU's file:
+ * transport; else, and for a v2 image whose chunks are checked on the way
+ * (check), through the relay. */
 static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, const char *path,
-		unsigned channels, bool progress, struct mig_stats *st)
+		unsigned channels, bool progress, struct relay_check *check, struct mig_stats *st)
 {
 	struct stat sb;
 	bool regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -97,7 +102,7 @@ static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, cons
 
 	if (mig_setup(q, &mo) < 0)
 		return -1;
-	if (mig_file_transport(q, (int)h->version, regular, dfd >= 0)) {
+	if (!check && mig_file_transport(q, (int)h->version, regular, dfd >= 0)) {
 		int fds[2] = { fd, dfd };
 		if (mig_add_fdset(q, fds, dfd >= 0 ? 2 : 1, &fdset) < 0)
 			return -1;
@@ -118,6 +123,7 @@ static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, cons
 		close(p[1]);
 		return -1;
 	}
+	r.check = check;
 	rc = mig_start(q, &mo, "fd:vmsnap-stream");
 	if (rc == 0)
 		rc = mig_wait(q, &mo, &r, h->ram_size, progress, st);
@@ -258,7 +264,8 @@ static int resume_guest(struct restore *r)
 	res->direct_io = r->dfd >= 0;
 	res->ram_size = h->ram_size;
 	res->stream_length = h->stream_length;
-	if (load(&r->q, h, r->fd, r->dfd, r->image, res->channels, o->progress, &st) < 0)
+	if (load(&r->q, h, r->fd, r->dfd, r->image, res->channels, o->progress,
+		 vfy_split_check(&r->v), &st) < 0)
 		return -1;
 	res->t.migrate = st.qemu_ms;
 	if (r->v.split && check_loaded(r) < 0)

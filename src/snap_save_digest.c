@@ -158,11 +158,19 @@ static int read_back(struct save *s, struct sig_info *in)
 	return rc;
 }
 
-/* A v3 image's chunk table (image.h), after the stream: a restore checks
- * the RAM block's chunks one by one against it, after QEMU has loaded them
- * (verify_split.c). Synced with the stream, before the complete header. */
+/* The chunk table (image.h), after the stream: a restore checks chunks one
+ * by one against it (verify_split.c): a v3 RAM block's once QEMU has loaded
+ * them, a v2 stream's as the relay hands them to QEMU. Synced with the
+ * stream, before the complete header. A device too small for it goes
+ * without (its restores check the whole stream first). */
 static int write_table(struct save *s, const uint8_t *table)
 {
+	uint64_t end = img_table_offset(&s->h) + img_table_length(&s->h);
+
+	if (s->t.kind == STOR_BLK && end > s->t.size) {
+		log_debug("no room for the chunk table on %s: a restore checks the whole stream first", s->t.path);
+		return 0;
+	}
 	if (pwrite_all(s->t.fd, table, img_table_length(&s->h), img_table_offset(&s->h)) < 0)
 		return err_sys(EXIT_FAIL, "writing the chunk table of %s", s->t.path);
 	return 0;
@@ -180,7 +188,7 @@ int snap_save_digest(struct save *s)
 	int rc;
 
 	s->h.digest_chunk = SIG_CHUNK;
-	in.keep_table = s->h.version == 3 && s->t.kind == STOR_REG;
+	in.keep_table = s->h.version != IMG_VERSION_INSTANT;
 	/* Without the relay's hash, O_DIRECT writes came from QEMU (v3). */
 	d->from = s->hash ? "in flight" : s->t.dfd >= 0 ? "disk" : "page cache";
 	if (s->hash) { /* the relay fed it every byte it counted in stream_length */

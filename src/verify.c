@@ -112,15 +112,15 @@ static int check_ram(const char *path, const struct vfy_opts *o, struct vfy_resu
 	return 0;
 }
 
-/* The payload digest: of the whole stream, or (o->split) all but what
- * vfy_split_finish checks after the load. */
+/* The payload digest: of the whole stream, or (o->split) all but what is
+ * checked as QEMU loads it (vfy_split_*). */
 static int check_payload(int fd, uint64_t size, const char *path, const struct vfy_opts *o,
 			 struct vfy_result *r)
 {
 	uint8_t d[SIG_HASH];
 	struct sig_info in = { 0 };
 
-	if (o->split && r->h.version == 3 && (vfy_split_prepare(fd, size, path, r) < 0 || r->split))
+	if (o->split && r->h.version != IMG_VERSION_INSTANT && (vfy_split_prepare(fd, size, path, r) < 0 || r->split))
 		return r->split ? 0 : -1;
 	if (sig_payload_digest_info(fd, r->h.stream_offset, r->h.stream_length, r->h.digest_chunk,
 				    usable_cpus(), d, &in) < 0)

@@ -21,6 +21,7 @@ struct vfy_opts {
 };
 
 struct vfy_split;
+struct relay_check;
 
 struct vfy_result {
 	struct img_header h;
@@ -60,6 +61,11 @@ struct qemu_mem;
 int vfy_split_prepare(int fd, uint64_t size, const char *path, struct vfy_result *r);
 int vfy_split_finish(struct vfy_result *r, int fd, const struct qemu_mem *m, const char *path);
 void vfy_split_free(struct vfy_split *sp);
+/* A v2 image with a chunk table: every chunk is checked by the relay as it
+ * hands the stream to QEMU (relay.h), nothing before; this is the relay's
+ * check (NULL: not such an image), and _finish says whether it saw every
+ * chunk. */
+struct relay_check *vfy_split_check(struct vfy_result *r);
 
 /* Read just the header and definition, with the header's own checks. */
 int vfy_read(int fd, uint64_t size, const char *path, struct img_header *h, char **def);

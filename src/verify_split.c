@@ -11,6 +11,7 @@
 #include "log.h"
 #include "mapped_ram.h"
 #include "qemu_mem.h"
+#include "relay.h"
 #include "sign_job.h"
 #include "util.h"
 
@@ -23,6 +24,7 @@ struct vfy_split {
 	struct file_range region; /* the block's pages region (file offsets) */
 	char block[MR_ID_MAX];    /* its id ("pc.ram") */
 	uint64_t n;               /* chunks */
+	struct relay_check ck;    /* v2: the relay's check of every chunk */
 };
 
 static void split_free(struct vfy_split *sp)
@@ -93,7 +95,13 @@ int vfy_split_prepare(int fd, uint64_t size, const char *path, struct vfy_result
 
 	if (!sp)
 		return 0;
-	if (!find_block(fd, h, sp)) {
+	if (h->version == 2 && h->digest_chunk == RELAY_BUF) {
+		sp->ck = (struct relay_check){ .table = sp->table, .n = sp->n };
+		r->digest_bytes = h->stream_length;
+		r->split = sp;
+		return 0;
+	}
+	if (h->version != 3 || !find_block(fd, h, sp)) {
 		split_free(sp);
 		return 0;
 	}
@@ -137,6 +145,25 @@ static int file_chunk_ok(int fd, const struct img_header *h, const struct vfy_sp
 	return !memcmp(d, sp->table + i * SIG_HASH, SIG_HASH);
 }
 
+struct relay_check *vfy_split_check(struct vfy_result *r)
+{
+	return r->split && r->h.version == 2 ? &r->split->ck : NULL;
+}
+
+/* v2: the relay checked every chunk it handed to QEMU; all of them? */
+static int relayed(struct vfy_result *r, const char *path)
+{
+	struct relay_check *ck = &r->split->ck;
+
+	if (ck->checked != ck->n)
+		return err_set(EXIT_FAIL, "image %s: %llu of %llu chunks were checked as QEMU read them",
+			       path, (unsigned long long)ck->checked, (unsigned long long)ck->n);
+	r->digest_read = r->h.stream_length;
+	r->digest_ms = ck->us / 1000;
+	r->payload_checked = true;
+	return 0;
+}
+
 int vfy_split_finish(struct vfy_result *r, int fd, const struct qemu_mem *m, const char *path)
 {
 	const struct img_header *h = &r->h;
@@ -146,6 +173,8 @@ int vfy_split_finish(struct vfy_result *r, int fd, const struct qemu_mem *m, con
 	struct sig_pre *pre;
 	int rc = 0;
 
+	if (h->version == 2)
+		return relayed(r, path);
 	pre = mem ? sig_pre_from(m->fd, m->at, sp->region, h->stream_offset, h->stream_length,
 				 h->digest_chunk, usable_cpus())
 		  : sig_pre_from(fd, sp->region.start, sp->region, h->stream_offset,
