@@ -18,11 +18,24 @@ struct fx {
 	struct qemu_mem m;
 };
 
+/* The payload digest of the image as it is now and its chunk table after
+ * the stream, as the save writes them. */
+static void sign_payload(struct fx *f)
+{
+	struct sig_info in = { .keep_table = true };
+
+	assert_int_equal(sig_payload_digest_info(f->fd, OFF, f->end - OFF, MIB, 2,
+						 f->r.h.payload_digest, &in), 0);
+	assert_int_equal(pwrite(f->fd, in.table, img_table_length(&f->r.h),
+				(off_t)img_table_offset(&f->r.h)),
+			 (ssize_t)img_table_length(&f->r.h));
+	free(in.table);
+}
+
 static int setup(void **s)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	uint8_t *ram = malloc(8 * MIB);
-	struct sig_info in = { .keep_table = true };
 	char path[4096];
 
 	tu_mkdtemp(dir);
@@ -36,12 +49,7 @@ static int setup(void **s)
 	free(ram);
 	f->r.h = (struct img_header){ .version = 3, .stream_offset = OFF, .stream_length = f->end - OFF,
 				      .digest_chunk = MIB };
-	assert_int_equal(sig_payload_digest_info(f->fd, OFF, f->end - OFF, MIB, 2,
-						 f->r.h.payload_digest, &in), 0);
-	assert_int_equal(pwrite(f->fd, in.table, img_table_length(&f->r.h),
-				(off_t)img_table_offset(&f->r.h)),
-			 (ssize_t)img_table_length(&f->r.h));
-	free(in.table);
+	sign_payload(f);
 	f->m = (struct qemu_mem){ .fd = f->mem, .at = 0, .block = "pc.ram" };
 	*s = f;
 	return 0;
@@ -152,16 +160,10 @@ static void test_without_the_true_table_nothing_is_split(void **s)
 static void test_a_hole_in_the_block_is_not_read_from_memory(void **s)
 {
 	struct fx *f = *s;
-	struct sig_info in = { .keep_table = true };
 
 	assert_int_equal(fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				   OFF + 5 * MIB, MIB), 0);
-	assert_int_equal(sig_payload_digest_info(f->fd, OFF, f->end - OFF, MIB, 2,
-						 f->r.h.payload_digest, &in), 0);
-	assert_int_equal(pwrite(f->fd, in.table, img_table_length(&f->r.h),
-				(off_t)img_table_offset(&f->r.h)),
-			 (ssize_t)img_table_length(&f->r.h));
-	free(in.table);
+	sign_payload(f);
 	assert_int_equal(pwrite(f->mem, "junk", 4, 4 * MIB + 8192 + 100), 4); /* chunk 5 in memory */
 	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), 0);
 	assert_int_equal(vfy_split_finish(&f->r, f->fd, &f->m, "img"), 0);
