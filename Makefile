@@ -62,8 +62,8 @@ DEFS := -D_GNU_SOURCE -DMBEDTLS_CONFIG_FILE='"vmsnap_mbedtls.h"' \
 	-DINI_HANDLER_LINENO=1 -DINI_ALLOW_MULTILINE=0 -DINI_INLINE_COMMENT_PREFIXES='"\#"' \
 	-DINI_MAX_LINE=1024 -DINI_STOP_ON_FIRST_ERROR=1
 WARN := -Wall -Wextra -Wshadow
-CFLAGS := -std=gnu11 -Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables $(WARN) $(DEFS) $(INCLUDES)
-LDFLAGS := -static -Wl,--gc-sections -Wl,--build-id=none
+CFLAGS := -std=gnu11 -Os -flto -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables $(WARN) $(DEFS) $(INCLUDES)
+LDFLAGS := -static -flto -Os -Wl,--gc-sections -Wl,--build-id=none
 
 # Host build of the same sources for unit tests, sanitizers and valgrind.
 # SANITIZE=1 (ASan+UBSan) builds into directories of its own, so sanitized

@@ -52,7 +52,7 @@ check "build/vmsnap is static" bash -c "file '$B/vmsnap' | grep -q 'statically l
 check "  ... and stripped" bash -c "file '$B/vmsnap' | grep -q ', stripped'"
 check "  ... linked against musl, not glibc" not grep -q "GLIBC_" "$B/vmsnap"
 size=$(stat -c %s "$B/vmsnap")
-check "  ... under 400 KiB ($size bytes)" test "$size" -lt $((400 * 1024))
+check "  ... under 256 KiB ($size bytes)" test "$size" -lt $((256 * 1024))
 check "make size prints it" bash -c "make --no-print-directory O='$B' KCONFIG_CONFIG='$K' size | grep -q '^$size bytes'"
 check "config.h has 0/1 macros" grep -q '^#define CONFIG_SIGNING 1$' "$B/include/config.h"
 check "savedefconfig writes \$O/defconfig" mk savedefconfig
