@@ -1,12 +1,15 @@
 /* copy: the sparse-aware, O_DIRECT-where-possible image copy (copy.h);
- * reads ahead with posix_fadvise so the source streams while a block is written. */
+ * reads ahead with posix_fadvise so the source streams while a block is
+ * written, and hashes each block on a thread of its own meanwhile. */
 #include "copy.h"
 #include "err.h"
 #include "log.h"
+#include "sign.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -101,6 +104,50 @@ static void progress_line(const struct copy *c, struct rate *p)
 		 c->data ? 100.0 * (double)c->written / (double)c->data : 100.0, mbps, secs);
 }
 
+/* Feed the digest the part of [a, b) within its region: buf holds the bytes
+ * from a, or is NULL for a hole. */
+static int dig_span(struct copy *c, const uint8_t *buf, uint64_t a, uint64_t b)
+{
+	uint64_t from = a > c->dig_off ? a : c->dig_off, to = b < c->dig_end ? b : c->dig_end;
+
+	if (!c->digest || from >= to)
+		return 0;
+	if (!buf)
+		return sig_stream_zeros(c->digest, to - from);
+	return sig_stream_feed(c->digest, buf + (from - a), (size_t)(to - from));
+}
+
+struct hash_job {
+	struct copy *c;
+	const uint8_t *buf;
+	uint64_t a, b;
+	int rc;
+};
+
+static void *hash_job_run(void *arg)
+{
+	struct hash_job *j = arg;
+
+	j->rc = dig_span(j->c, j->buf, j->a, j->b);
+	return NULL;
+}
+
+/* Write the block read into buf while another thread hashes it (both only
+ * read buf); hashed here if no thread starts. */
+static int put_hashed(struct copy *c, const uint8_t *buf, size_t n, uint64_t at)
+{
+	struct hash_job j = { c, buf, at, at + n, 0 };
+	pthread_t t;
+	bool threaded = c->digest && !pthread_create(&t, NULL, hash_job_run, &j);
+	int rc = put(c, buf, n, at);
+
+	if (threaded)
+		pthread_join(t, NULL);
+	else if (rc == 0)
+		j.rc = dig_span(c, buf, at, at + n);
+	return rc < 0 ? rc : j.rc;
+}
+
 static int copy_range(struct copy *c, uint8_t *buf, uint64_t a, uint64_t b, struct rate *p)
 {
 	for (uint64_t at = a; at < b;) {
@@ -120,7 +167,7 @@ static int copy_range(struct copy *c, uint8_t *buf, uint64_t a, uint64_t b, stru
 		/* Let the kernel fetch the next block while this one is written. */
 		if (b - at > n)
 			posix_fadvise(c->in, (off_t)(at + n), COPY_BUF, POSIX_FADV_WILLNEED);
-		if (put(c, buf, n, at) < 0)
+		if (put_hashed(c, buf, n, at) < 0)
 			return -1;
 		c->written += n;
 		at += n;
@@ -143,12 +190,14 @@ int copy_run(struct copy *c)
 		return err_set(EXIT_FAIL, "copying %s: out of memory", c->src);
 	posix_fadvise(c->in, (off_t)c->off, (off_t)(c->end - c->off), POSIX_FADV_SEQUENTIAL);
 	while ((rc = next_range(c, pos, &a, &b)) > 0) {
-		if (copy_range(c, buf, a, b, &p) < 0) {
+		if (dig_span(c, NULL, pos, a) < 0 || copy_range(c, buf, a, b, &p) < 0) {
 			rc = -1;
 			break;
 		}
 		pos = b;
 	}
+	if (rc == 0 && dig_span(c, NULL, pos, c->end) < 0)
+		rc = -1;
 	free(buf);
 	c->ms = now_ms() - p.t0;
 	if (rc == 0 && c->progress)

@@ -99,16 +99,33 @@ static int check_ram(const char *path, const struct vfy_opts *o, struct vfy_resu
 	if (inst_check(&r->h, path, r->ram_path, sizeof(r->ram_path), &r->ram_fd) < 0)
 		return -1;
 	r->ram_open = true;
-	if (!o->verify_payload || !memcmp(r->h.ram_digest, none, SIG_HASH))
+	if (!o->verify_payload || o->payload_by_caller || !memcmp(r->h.ram_digest, none, SIG_HASH))
 		return 0;
 	if (inst_digest_fd(r->ram_fd, r->h.ram_bytes, d) < 0)
 		return -1;
 	r->digest_ms += now_ms() - t0;
 	if (memcmp(d, r->h.ram_digest, SIG_HASH))
-		return err_set(EXIT_REFUSED,
-			       "image %s: RAM file digest mismatch: %s was changed since the save",
-			       path, r->ram_path);
+		return vfy_ram_mismatch(path, r->ram_path);
 	r->ram_checked = true;
+	return 0;
+}
+
+/* Recompute the stream's payload digest from fd and compare it with the header's. */
+static int check_payload(int fd, const char *path, struct vfy_result *r)
+{
+	uint8_t d[SIG_HASH];
+	uint64_t t0 = now_ms();
+	struct sig_info in;
+
+	if (sig_payload_digest_info(fd, r->h.stream_offset, r->h.stream_length, r->h.digest_chunk,
+				    usable_cpus(), d, &in) < 0)
+		return -1;
+	r->digest_ms = now_ms() - t0;
+	r->digest_bytes = in.bytes;
+	r->digest_read = in.bytes_read;
+	if (memcmp(d, r->h.payload_digest, SIG_HASH))
+		return vfy_payload_mismatch(path);
+	r->payload_checked = true;
 	return 0;
 }
 
@@ -133,24 +150,10 @@ int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 		return -1;
 	}
 	if (o->verify_payload && r->h.digest_chunk) {
-		uint8_t d[SIG_HASH];
-		uint64_t t0 = now_ms();
-		struct sig_info in;
-		if (sig_payload_digest_info(fd, r->h.stream_offset, r->h.stream_length, r->h.digest_chunk,
-					    usable_cpus(), d, &in) < 0) {
+		if (!o->payload_by_caller && check_payload(fd, path, r) < 0) {
 			vfy_free(r);
 			return -1;
 		}
-		r->digest_ms = now_ms() - t0;
-		r->digest_bytes = in.bytes;
-		r->digest_read = in.bytes_read;
-		if (memcmp(d, r->h.payload_digest, SIG_HASH)) {
-			vfy_free(r);
-			return err_set(EXIT_REFUSED,
-				       "image %s: payload digest mismatch: the QEMU stream was changed or is corrupt",
-				       path);
-		}
-		r->payload_checked = true;
 	} else if (o->verify_payload && r->h.sig_len && o->require_signature) {
 		vfy_free(r);
 		return err_set(EXIT_REFUSED, "image %s is signed without a payload digest: its RAM is not covered",
@@ -179,6 +182,18 @@ int vfy_peek(const char *path, struct img_header *h)
 	err_clear();
 	close(fd);
 	return rc;
+}
+
+int vfy_payload_mismatch(const char *path)
+{
+	return err_set(EXIT_REFUSED, "image %s: payload digest mismatch: the QEMU stream was changed or is corrupt",
+		       path);
+}
+
+int vfy_ram_mismatch(const char *path, const char *ram_path)
+{
+	return err_set(EXIT_REFUSED, "image %s: RAM file digest mismatch: %s was changed since the save",
+		       path, ram_path);
 }
 
 void vfy_free(struct vfy_result *r)

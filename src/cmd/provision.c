@@ -1,11 +1,14 @@
-/* provision: copy a signed image onto a device's storage at the factory: source
- * verified first, holes kept, header last, the copy read back and verified. */
+/* provision: copy a signed image onto a device's storage at the factory:
+ * header, definition and signature checked first, the payload digest hashed
+ * as the copy reads it (one read of the source), holes kept, header last,
+ * the copy read back and verified. */
 #include "cmd.h"
 #include "copy.h"
 #include "err.h"
 #include "fsafe.h"
 #include "image.h"
 #include "instant.h"
+#include "sign.h"
 #include "storage.h"
 #include "util.h"
 #include "verify.h"
@@ -146,6 +149,7 @@ static int read_back(struct prov *p)
 	if (stor_open_image(path, &fd, &size) < 0)
 		return -1;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	p->vo.payload_by_caller = false;
 	rc = vfy_image(p->c, fd, size, path, &p->vo, &p->tv);
 	close(fd);
 	if (rc < 0) {
@@ -179,6 +183,26 @@ static int commit(struct prov *p, const struct img_header *partial)
 	return stor_place(&p->t);
 }
 
+/* Hash what cp copies of [off, off + len) as it goes. */
+static int digest_start(struct copy *cp, uint32_t chunk, uint64_t off, uint64_t len)
+{
+	cp->digest = sig_stream_new(chunk);
+	cp->dig_off = off;
+	cp->dig_end = off + len;
+	return cp->digest ? 0 : -1;
+}
+
+/* After the copy: 0 what it read has the digest want, 1 it has another, -1 error. */
+static int digest_differs(struct copy *cp, const uint8_t want[IMG_DIGEST])
+{
+	uint8_t d[SIG_HASH];
+	int rc = sig_stream_finish(cp->digest, d, NULL);
+
+	sig_stream_free(cp->digest);
+	cp->digest = NULL;
+	return rc < 0 ? -1 : memcmp(d, want, SIG_HASH) != 0;
+}
+
 /* The RAM file to copy and its temp copy: fresh or our own stale one (never
  * another user's file or a symlink), in a directory others cannot change. */
 static int open_ram(struct prov *p, struct copy *cp, char *tmp)
@@ -196,15 +220,23 @@ static int open_ram(struct prov *p, struct copy *cp, char *tmp)
 	return 0;
 }
 
+/* v4: the header carries a digest of the RAM file's content (zero: none). */
+static bool ram_signed(const struct prov *p)
+{
+	static const uint8_t none[IMG_DIGEST];
+
+	return memcmp(p->sv.h.ram_digest, none, IMG_DIGEST) != 0;
+}
+
 /* Instant mode: the golden pair's RAM file goes first, under the name the
- * signed header gives it, beside the image; the image's read-back check then
- * covers both. */
+ * signed header gives it, beside the image, once the bytes copied have the
+ * signed RAM digest; the image's read-back check then covers both. */
 static int provision_ram(struct prov *p)
 {
 	char tmp[PATH_MAX];
 	struct copy cp = { .off = 0, .end = p->sv.h.ram_bytes, .sparse = true, .dout = -1,
 			   .progress = p->cp.progress, .what = "provisioning", .cancel = p->cp.cancel };
-	int rc = -1;
+	int rc = -1, differs;
 
 	if (path_beside(p->ram, sizeof(p->ram), p->dst, p->sv.h.ram_path) < 0 ||
 	    str_fmt(tmp, sizeof(tmp), "%s.vmsnap-partial", p->ram) < 0)
@@ -219,8 +251,14 @@ static int provision_ram(struct prov *p)
 		err_sys(EXIT_FAIL, "sizing %s", tmp);
 		goto out;
 	}
-	if (copy_plan(&cp) < 0 || copy_run(&cp) < 0)
+	if (copy_plan(&cp) < 0 || (ram_signed(p) && digest_start(&cp, SIG_CHUNK, 0, cp.end) < 0) ||
+	    copy_run(&cp) < 0)
 		goto out;
+	if (cp.digest && (differs = digest_differs(&cp, p->sv.h.ram_digest)) != 0) {
+		if (differs > 0)
+			vfy_ram_mismatch(p->src, p->sv.ram_path);
+		goto out;
+	}
 	if (fdatasync(cp.out) < 0) {
 		err_sys(EXIT_FAIL, "syncing %s", tmp);
 		goto out;
@@ -234,6 +272,7 @@ static int provision_ram(struct prov *p)
 	p->ram_bytes = cp.written;
 	rc = fsync_parent(p->ram);
 out:
+	sig_stream_free(cp.digest);
 	if (cp.in >= 0)
 		close(cp.in);
 	if (cp.dout >= 0)
@@ -243,6 +282,22 @@ out:
 	if (tmp[0])
 		unlink(tmp);
 	return rc;
+}
+
+/* Copy the image after its header, hashing the stream as it is read: a
+ * source whose payload digest differs is refused before the target's
+ * header says complete. */
+static int copy_stream(struct prov *p)
+{
+	const struct img_header *h = &p->sv.h;
+	int differs;
+
+	if (digest_start(&p->cp, h->digest_chunk, h->stream_offset, h->stream_length) < 0 ||
+	    copy_run(&p->cp) < 0)
+		return -1;
+	if ((differs = digest_differs(&p->cp, h->payload_digest)) > 0)
+		return vfy_payload_mismatch(p->src);
+	return differs;
 }
 
 static int provision(struct prov *p)
@@ -288,7 +343,7 @@ static int provision(struct prov *p)
 		return -1;
 	p->cp.out = p->t.fd;
 	p->cp.dout = p->t.dfd;
-	if (copy_run(&p->cp) < 0 || commit(p, &h) < 0)
+	if (copy_stream(p) < 0 || commit(p, &h) < 0)
 		return -1;
 	/* The verified RAM file becomes immutable where the kernel offers it. */
 	if (p->sv.h.version == IMG_VERSION_INSTANT && (p->verity = inst_enable_verity(p->ram)) < 0)
@@ -325,8 +380,8 @@ static void report(const struct prov *p, uint64_t total_ms)
 	       p->cp.direct ? ", O_DIRECT" : ", page cache", (double)ms / 1e3,
 	       ms ? (double)written / 1e3 / (double)ms : 0.0, (double)p->cp.ms / 1e3,
 	       (double)p->sync_ms / 1e3);
-	printf("verified: source (%.2f s) and target read back (%.2f s): header, definition, signature (key %s, id %s), payload digest ok\n",
-	       (double)p->sv.digest_ms / 1e3, (double)p->tv.digest_ms / 1e3, p->tv.key_used,
+	printf("verified: source (hashed as copied) and target read back (%.2f s): header, definition, signature (key %s, id %s), payload digest ok\n",
+	       (double)p->tv.digest_ms / 1e3, p->tv.key_used,
 	       fmt_hex(p->tv.h.key_id, 8, hex, sizeof(hex)));
 	if (p->sv.h.version == IMG_VERSION_INSTANT)
 		printf("RAM file %s: %s written (holes kept), digest verified; fs-verity %s\n", p->ram,
@@ -345,6 +400,7 @@ static struct prov *prov_new(const struct conf *c)
 	p->c = c;
 	p->in = -1;
 	p->vo.require_signature = p->vo.verify_payload = true;
+	p->vo.payload_by_caller = true; /* the source's, as it is copied */
 	p->cp.dout = -1;
 	p->cp.cancel = &interrupted;
 	p->t.fd = p->t.dfd = -1;
@@ -391,6 +447,7 @@ int cmd_provision(struct conf *c, int argc, char **argv)
 	else
 		say_outcome(p);
 	stor_close(&p->t);
+	sig_stream_free(p->cp.digest);
 	vfy_free(&p->sv);
 	vfy_free(&p->tv);
 	if (p->in >= 0)
