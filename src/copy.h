@@ -9,7 +9,7 @@
 
 struct sig_stream;
 
-#define COPY_BUF (8u << 20) /* one read, one write */
+#define COPY_BUF (8u << 20) /* the copy's buffer: a block read while one is written */
 #define COPY_ALIGN 4096u    /* O_DIRECT offsets and lengths; extents are widened to it */
 
 struct copy {
@@ -32,8 +32,8 @@ struct copy {
 /* Count the bytes to write (the data extents when sparse) into c->data. */
 int copy_plan(struct copy *c);
 /* Copy. A target that refuses O_DIRECT writes gets buffered ones instead.
- * With c->digest, each block read is hashed on a second thread while it is
- * written, so the copy runs at the disk's speed (SHA-256 is faster). */
+ * Each block is written while the next is read and, with c->digest, hashed,
+ * each on a thread of its own (started per block: 4 MiB, a few µs each). */
 int copy_run(struct copy *c);
 
 #endif
