@@ -238,6 +238,18 @@ int img_decode(struct img_header *h, const uint8_t b[IMG_HEADER_SIZE], uint64_t 
 	return decode_ram(h, b);
 }
 
+uint64_t img_table_offset(const struct img_header *h)
+{
+	return ALIGN_UP(h->stream_offset + h->stream_length, IMG_ALIGN);
+}
+
+uint64_t img_table_length(const struct img_header *h)
+{
+	if (!h->digest_chunk)
+		return 0;
+	return (h->stream_length + h->digest_chunk - 1) / h->digest_chunk * IMG_DIGEST;
+}
+
 const char *img_state_name(uint32_t state)
 {
 	switch (state) {

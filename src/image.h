@@ -68,6 +68,14 @@ int img_decode(struct img_header *h, const uint8_t buf[IMG_HEADER_SIZE], uint64_
  * digest zeroed (state changes after signing: complete, consumed). */
 void img_signed_bytes(const struct img_header *h, uint8_t buf[IMG_HEADER_SIZE]);
 
+/* A signed v3 image's chunk table, written after its stream: the payload
+ * digest's chunk hashes in order (SIG_HASH bytes each), at the first
+ * IMG_ALIGN boundary after the stream. Whether an image has one follows
+ * from the bytes alone: a table whose root (sig_payload_root) is the signed
+ * payload digest is the true one. Length 0: no payload digest, no table. */
+uint64_t img_table_offset(const struct img_header *h);
+uint64_t img_table_length(const struct img_header *h);
+
 /* Where the stream starts for a definition of def_length bytes. */
 uint64_t img_stream_offset(uint64_t def_length);
 const char *img_state_name(uint32_t state);

@@ -132,6 +132,24 @@ static int save_step(struct relay *r)
 	return 1;
 }
 
+/* The chunk just read into buf, against its hash in the table. */
+static int check_chunk(struct relay *r, uint32_t len)
+{
+	struct relay_check *c = r->check;
+	uint64_t i = r->done / RELAY_BUF;
+	uint8_t h[SIG_HASH];
+	uint64_t t0 = now_us();
+
+	sig_sha256(r->buf, len, h);
+	c->us += now_us() - t0;
+	if (i >= c->n || memcmp(h, c->table + i * SIG_HASH, SIG_HASH))
+		return err_set(EXIT_REFUSED,
+			       "image %s: payload digest mismatch at byte %llu: the QEMU stream was changed or is corrupt; QEMU got none of that chunk and the guest did not run",
+			       r->name, (unsigned long long)(r->off + r->done));
+	c->checked++;
+	return 0;
+}
+
 static int restore_step(struct relay *r)
 {
 	uint64_t left = r->limit - r->done;
@@ -139,7 +157,9 @@ static int restore_step(struct relay *r)
 
 	if (!left)
 		return 2;
-	if (!r->direct) {
+	if (r->check && !r->buf && posix_memalign((void **)&r->buf, DIO_ALIGN, RELAY_BUF))
+		return err_set(EXIT_FAIL, "relay: out of memory");
+	if (!r->direct && !r->check) {
 		loff_t at = (loff_t)(r->off + r->done);
 		n = splice(r->file, &at, r->pipe, NULL, left < RELAY_BUF ? (size_t)left : RELAY_BUF,
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -147,7 +167,7 @@ static int restore_step(struct relay *r)
 			return err_set(EXIT_FAIL, "%s ended %llu bytes before the end of its stream", r->name,
 				       (unsigned long long)left);
 	} else {
-		/* Read an aligned block, hand it out, then the next. */
+		/* Read an aligned block (a chunk), hand it out, then the next. */
 		if (r->pos == r->fill) {
 			uint64_t at = r->off + r->done;
 			uint32_t len = left < RELAY_BUF ? (uint32_t)ALIGN_UP(left, DIO_ALIGN) : RELAY_BUF;
@@ -158,6 +178,8 @@ static int restore_step(struct relay *r)
 			if ((uint64_t)got < need)
 				return err_set(EXIT_FAIL, "%s ended %llu bytes before the end of its stream",
 					       r->name, (unsigned long long)(left - (uint64_t)got));
+			if (r->check && check_chunk(r, (uint32_t)need) < 0)
+				return -1; /* fill == pos still: nothing of it goes out */
 			r->fill = (uint32_t)need;
 			r->pos = 0;
 		}

@@ -13,6 +13,16 @@ struct sig_stream;
 
 enum relay_dir { RELAY_SAVE, RELAY_RESTORE };
 
+/* Restore: each chunk of RELAY_BUF bytes (the payload digest's, from the
+ * stream's first byte) compared with its hash in table before QEMU gets a
+ * byte of it; a chunk that differs ends the relay with an error. */
+struct relay_check {
+	const uint8_t *table; /* SIG_HASH bytes per chunk, in order */
+	uint64_t n;           /* chunks */
+	uint64_t checked;     /* of them passed so far */
+	uint64_t us;          /* time spent hashing them */
+};
+
 struct relay {
 	enum relay_dir dir;
 	int pipe;          /* QEMU's other end: read (save) or write (restore) */
@@ -26,6 +36,7 @@ struct relay {
 	uint32_t fill;     /* bytes in buf */
 	uint32_t pos;      /* restore: bytes of buf already handed to QEMU */
 	struct sig_stream *hash; /* save, direct: the payload digest of what passes */
+	struct relay_check *check; /* restore: set after relay_init, or NULL */
 };
 
 int relay_init(struct relay *r, enum relay_dir dir, int pipe, int file, bool direct, uint64_t off,

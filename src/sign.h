@@ -26,6 +26,8 @@ struct sig_info {
 	uint64_t bytes_early; /* of it hashed early (sig_early_*), before the stream ended */
 	uint64_t ms;
 	int threads;
+	bool keep_table;     /* in: hand over the chunk hashes, */
+	uint8_t *table;      /* out: here (malloc'd; the caller frees) */
 };
 
 /* Digest of the bytes [off, off+len) of fd in chunks of `chunk`, with

@@ -216,8 +216,11 @@ int sig_job_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threa
 		return err_sys(EXIT_FAIL, "reading the image for its payload digest");
 	}
 	sig_payload_root(chunk, len, j.hashes, j.n_chunks, out);
-	free(j.hashes);
 	free((void *)j.done);
+	if (info && info->keep_table)
+		info->table = j.hashes;
+	else
+		free(j.hashes);
 	if (info) {
 		info->bytes = len;
 		info->bytes_read = j.bytes_read;

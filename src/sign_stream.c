@@ -102,6 +102,10 @@ int sig_stream_finish(struct sig_stream *s, uint8_t out[SIG_HASH], struct sig_in
 	if (s->fill && end_chunk(s) < 0)
 		return -1;
 	sig_payload_root(s->chunk, s->length, s->hashes, s->n, out);
+	if (info && info->keep_table) {
+		info->table = s->hashes;
+		s->hashes = NULL;
+	}
 	if (info) {
 		info->bytes = info->bytes_read = s->length;
 		info->ms = now_ms() - s->t0;

@@ -1,5 +1,7 @@
 /* snap_restore: start QEMU from an image and resume the guest (snap.h).
- * Every check runs before QEMU reads a byte; the image is opened read-only
+ * Every check runs before QEMU reads a byte, except that of a signed v3
+ * image's main RAM block, checked once QEMU has copied it into the guest's
+ * memory and before the guest runs (verify_split.c); the image is opened read-only
  * and a resume-once image is consumed (consume.h) once QEMU has loaded it,
  * before the guest runs. */
 #include "snap.h"
@@ -9,6 +11,7 @@
 #include "instant.h"
 #include "log.h"
 #include "mig.h"
+#include "qemu_mem.h"
 #include "qmp.h"
 #include "relay.h"
 #include "sign.h"
@@ -71,12 +74,19 @@ static void note_digest(const struct vfy_result *v, struct restore_result *res)
 		return;
 	res->digest.bytes = v->digest_bytes;
 	res->digest.read = v->digest_read;
+	res->digest.memory = v->digest_memory;
 	res->digest.ms = v->digest_ms;
-	res->digest.from = "image";
+	res->digest.from = v->digest_memory		    ? "memory"
+			   : v->split && v->h.version == 2 ? "in flight"
+							    : "image";
+	res->t.digest = v->digest_ms;
 }
 
+/* Into QEMU: v3 and (QEMU 8.2+) v2 on a file through QEMU's file:
+ * transport; else, and for a v2 image whose chunks are checked on the way
+ * (check), through the relay. */
 static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, const char *path,
-		unsigned channels, bool progress, struct mig_stats *st)
+		unsigned channels, bool progress, struct relay_check *check, struct mig_stats *st)
 {
 	struct stat sb;
 	bool regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -92,7 +102,7 @@ static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, cons
 
 	if (mig_setup(q, &mo) < 0)
 		return -1;
-	if (mig_file_transport(q, (int)h->version, regular, dfd >= 0)) {
+	if (!check && mig_file_transport(q, (int)h->version, regular, dfd >= 0)) {
 		int fds[2] = { fd, dfd };
 		if (mig_add_fdset(q, fds, dfd >= 0 ? 2 : 1, &fdset) < 0)
 			return -1;
@@ -113,6 +123,7 @@ static int load(struct qmp *q, const struct img_header *h, int fd, int dfd, cons
 		close(p[1]);
 		return -1;
 	}
+	r.check = check;
 	rc = mig_start(q, &mo, "fd:vmsnap-stream");
 	if (rc == 0)
 		rc = mig_wait(q, &mo, &r, h->ram_size, progress, st);
@@ -225,6 +236,21 @@ static int start_qemu(struct restore *r)
 	return 0;
 }
 
+/* A v3 image checked in two steps (verify_split.c): its main RAM block's
+ * pages, now loaded, from QEMU's memory (or, where that cannot be read, the
+ * file), before the image is consumed and the guest runs. */
+static int check_loaded(struct restore *r)
+{
+	struct qemu_mem m;
+	int rc;
+
+	if (qemu_mem_open(&r->q, r->pid, &m) < 0)
+		err_clear();
+	rc = vfy_split_finish(&r->v, r->fd, &m, r->image);
+	qemu_mem_close(&m);
+	return rc;
+}
+
 /* The stream into QEMU, then the guest runs (or stays paused). */
 static int resume_guest(struct restore *r)
 {
@@ -238,9 +264,13 @@ static int resume_guest(struct restore *r)
 	res->direct_io = r->dfd >= 0;
 	res->ram_size = h->ram_size;
 	res->stream_length = h->stream_length;
-	if (load(&r->q, h, r->fd, r->dfd, r->image, res->channels, o->progress, &st) < 0)
+	if (load(&r->q, h, r->fd, r->dfd, r->image, res->channels, o->progress,
+		 vfy_split_check(&r->v), &st) < 0)
 		return -1;
 	res->t.migrate = st.qemu_ms;
+	if (r->v.split && check_loaded(r) < 0)
+		return -1;
+	note_digest(&r->v, res);
 	/* Consumed before the guest runs a single instruction: a crash in
 	 * between then costs a cold start, never a replay against moved-on disks. */
 	if (cons_record(r->c, r->fd, h, r->image) < 0)
@@ -256,12 +286,12 @@ static int restore_steps(struct restore *r, uint64_t size)
 {
 	const struct restore_opts *o = r->o;
 	struct vfy_opts vo = { .pubkey = o->pubkey, .require_signature = r->c->require_signature,
-			       .verify_payload = r->c->verify_payload, .allow_consumed = o->again };
+			       .verify_payload = r->c->verify_payload, .allow_consumed = o->again,
+			       .split = true };
 
 	if (vfy_image(r->c, r->fd, size, r->image, &vo, &r->v) < 0 ||
 	    admit(r->c, r->image, o, &r->v.h) < 0)
 		return -1;
-	r->res->t.digest = r->v.digest_ms;
 	note_digest(&r->v, r->res);
 	r->warm = load_warm(o, &r->v);
 	r->res->golden = r->v.h.flags & IMG_F_GOLDEN;
@@ -291,7 +321,8 @@ static void release(struct restore *r, bool failed)
 	vfy_free(&r->v);
 	if (r->dfd >= 0)
 		close(r->dfd);
-	if (r->warm)
+	/* --bypass-cache: what the checks read through the cache goes too. */
+	if (r->warm || r->o->bypass_cache)
 		posix_fadvise(r->fd, (off_t)r->v.h.stream_offset, (off_t)r->v.h.stream_length,
 			      POSIX_FADV_DONTNEED);
 	close(r->fd);

@@ -359,8 +359,7 @@ static void release(struct save *s, int lock)
 	sig_ahead_free(s->ahead);
 	if (s->early_fd >= 0)
 		close(s->early_fd);
-	if (s->mem_fd >= 0)
-		close(s->mem_fd);
+	qemu_mem_close(&s->mem);
 	stor_close(&s->t);
 	sig_stream_free(s->hash);
 	if (s->pipe[0] >= 0)
@@ -384,7 +383,7 @@ int snap_save(const struct conf *c, const char *name, const char *target,
 		return err_sys(EXIT_FAIL, "saving VM '%s'", name);
 	*s = (struct save){ .c = c, .name = name, .o = o, .res = res, .q = { .fd = -1 },
 			    .t = { .fd = -1, .dfd = -1 }, .pipe = { -1, -1 }, .fdset = -1,
-			    .early_fd = -1, .mem_fd = -1 };
+			    .early_fd = -1, .mem = { .fd = -1 } };
 	if (attach(s, &lock) < 0) {
 		release(s, lock);
 		return -1;

@@ -10,6 +10,7 @@
 
 #include "conf.h"
 #include "image.h"
+#include "qemu_mem.h"
 #include "qmp.h"
 #include "snap.h"
 #include "storage.h"
@@ -39,9 +40,7 @@ struct save {
 	struct sig_early *early; /* file: transport of a signed save: hashed as QEMU writes */
 	int early_fd;            /* what it reads through */
 	bool sent_once;          /* QEMU's counts: every RAM page sent exactly once */
-	int mem_fd;              /* signed v3 with direct-io: QEMU's memory (/proc/PID/mem), */
-	uint64_t mem_at;         /* where its main RAM block starts in it, */
-	char mem_block[64];      /* and that block's id ("pc.ram"), */
+	struct qemu_mem mem;     /* signed v3: QEMU's main RAM block, */
 	struct sig_ahead *ahead; /* hashed from it while QEMU writes */
 	long long fdset;
 	char ram[CONF_PATH_MAX + 8]; /* instant mode: the RAM file */

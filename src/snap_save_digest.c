@@ -14,45 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* QEMU's memory, for a signed v3 save with direct-io: the host address of
- * guest-physical address 0 (x86) or 0x40000000 (arm virt), where the main
- * RAM block starts (HMP gpa2hva names the block), read through
- * /proc/PID/mem. 0 when it can be read, -1 if not (no error set). */
-static int open_memory(struct save *s)
-{
-	static const char *const at[] = { "gpa2hva 0", "gpa2hva 0x40000000" };
-	char path[64], *name;
-	unsigned long long hva;
-	uint8_t probe;
-	cJSON *args, *r;
-
-	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]) && !s->mem_block[0]; i++) {
-		args = cJSON_CreateObject();
-		cJSON_AddStringToObject(args, "command-line", at[i]);
-		if (qmp_call(&s->q, "human-monitor-command", args, NULL, 0, &r) < 0)
-			return -1;
-		/* "Host virtual address for 0x0 (pc.ram) is 0x7fa7c3e00000" */
-		if (cJSON_IsString(r) && (name = strchr(r->valuestring, '(')) &&
-		    sscanf(name, "(%63[^)]) is 0x%llx", s->mem_block, &hva) == 2) {
-			s->mem_at = hva;
-		} else {
-			s->mem_block[0] = 0;
-		}
-		cJSON_Delete(r);
-	}
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)s->pid);
-	if (!s->mem_block[0] || (s->mem_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	if (pread(s->mem_fd, &probe, 1, (off_t)s->mem_at) != 1) {
-		close(s->mem_fd);
-		s->mem_fd = -1;
-		return -1;
-	}
-	log_debug("payload digest: RAM block %s of QEMU (pid %d) at 0x%llx, readable",
-		  s->mem_block, (int)s->pid, (unsigned long long)s->mem_at);
-	return 0;
-}
-
 /* How a signed v3 save's digest will be hashed, chosen before the stop.
  * The main RAM block, nearly all of the stream, is hashed from QEMU's memory
  * while QEMU writes (the VM is stopped: the block's pages region holds
@@ -76,7 +37,7 @@ void snap_save_digest_plan(struct save *s)
 
 	if (s->h.version != 3 || !s->o->sign_key)
 		return;
-	if (!direct && !getenv("VMSNAP_NO_MEMORY_DIGEST") && open_memory(s) == 0)
+	if (!direct && !getenv("VMSNAP_NO_MEMORY_DIGEST") && qemu_mem_open(&s->q, s->pid, &s->mem) == 0)
 		direct = true;
 	if (s->t.dfd < 0)
 		return;
@@ -103,8 +64,8 @@ void snap_save_start_early(struct save *s)
 	/* QEMU's memory, hashed while QEMU writes: its chunks' places in the
 	 * block follow from the stream's offset alone, as QEMU puts each pages
 	 * region at a 1 MiB boundary (from_memory checks that it did). */
-	if (s->mem_fd >= 0) {
-		s->ahead = sig_ahead_start(s->mem_fd, s->mem_at, s->h.ram_size,
+	if (s->mem.fd >= 0) {
+		s->ahead = sig_ahead_start(s->mem.fd, s->mem.at, s->h.ram_size,
 					   s->h.stream_offset % SIG_CHUNK, SIG_CHUNK, usable_cpus());
 		return;
 	}
@@ -143,7 +104,7 @@ static struct sig_pre *from_memory(struct save *s, int rfd, bool *ahead)
 	int n = mr_blocks(rfd, s->h.stream_offset, s->h.stream_length, r, ids, MR_MAX_BLOCKS);
 
 	for (int i = 0; i < n && !pre; i++) {
-		if (strcmp(ids[i], s->mem_block))
+		if (strcmp(ids[i], s->mem.block))
 			continue;
 		if (s->ahead && (pre = sig_ahead_take(s->ahead, r[i], s->h.stream_offset,
 						      s->h.stream_length)) && !sig_pre_bytes(pre)) {
@@ -152,17 +113,17 @@ static struct sig_pre *from_memory(struct save *s, int rfd, bool *ahead)
 		}
 		*ahead = pre != NULL;
 		if (!pre)
-			pre = sig_pre_from(s->mem_fd, s->mem_at, r[i], s->h.stream_offset,
+			pre = sig_pre_from(s->mem.fd, s->mem.at, r[i], s->h.stream_offset,
 					   s->h.stream_length, SIG_CHUNK, usable_cpus());
 		if (pre && sig_pre_check(pre, rfd, 8) != 0) {
 			log_warn("payload digest: QEMU's memory does not match the image's RAM block %s: the image is read back instead",
-				 s->mem_block);
+				 s->mem.block);
 			sig_pre_free(pre);
 			pre = NULL;
 		}
 	}
 	if (!pre)
-		log_debug("payload digest: RAM block %s not hashed from memory", s->mem_block);
+		log_debug("payload digest: RAM block %s not hashed from memory", s->mem.block);
 	return pre;
 }
 
@@ -180,7 +141,7 @@ static int read_back(struct save *s, struct sig_info *in)
 		return err_sys(EXIT_FAIL, "reading back %s", s->t.path);
 	if (s->t.dfd < 0)
 		stor_sync_start(&s->t);
-	if (s->mem_fd >= 0 && s->h.version == 3 && s->sent_once)
+	if (s->mem.fd >= 0 && s->h.version == 3 && s->sent_once)
 		pre = from_memory(s, rfd, &ahead);
 	if (pre) {
 		d->from = "memory";
@@ -197,6 +158,24 @@ static int read_back(struct save *s, struct sig_info *in)
 	return rc;
 }
 
+/* The chunk table (image.h), after the stream: a restore checks chunks one
+ * by one against it (verify_split.c): a v3 RAM block's once QEMU has loaded
+ * them, a v2 stream's as the relay hands them to QEMU. Synced with the
+ * stream, before the complete header. A device too small for it goes
+ * without (its restores check the whole stream first). */
+static int write_table(struct save *s, const uint8_t *table)
+{
+	uint64_t end = img_table_offset(&s->h) + img_table_length(&s->h);
+
+	if (s->t.kind == STOR_BLK && end > s->t.size) {
+		log_debug("no room for the chunk table on %s: a restore checks the whole stream first", s->t.path);
+		return 0;
+	}
+	if (pwrite_all(s->t.fd, table, img_table_length(&s->h), img_table_offset(&s->h)) < 0)
+		return err_sys(EXIT_FAIL, "writing the chunk table of %s", s->t.path);
+	return 0;
+}
+
 /* The payload digest of the stream just written. Hashed in flight by the
  * relay, or read back: from the page cache while a thread syncs the same
  * pages to the disk (the digest overlaps the sync instead of following it),
@@ -209,6 +188,7 @@ int snap_save_digest(struct save *s)
 	int rc;
 
 	s->h.digest_chunk = SIG_CHUNK;
+	in.keep_table = s->h.version != IMG_VERSION_INSTANT;
 	/* Without the relay's hash, O_DIRECT writes came from QEMU (v3). */
 	d->from = s->hash ? "in flight" : s->t.dfd >= 0 ? "disk" : "page cache";
 	if (s->hash) { /* the relay fed it every byte it counted in stream_length */
@@ -225,6 +205,9 @@ int snap_save_digest(struct save *s)
 	} else {
 		rc = read_back(s, &in);
 	}
+	if (rc == 0 && in.table)
+		rc = write_table(s, in.table);
+	free(in.table);
 	if (rc < 0)
 		return -1;
 	d->bytes = in.bytes;

@@ -110,17 +110,20 @@ static int check_ram(const char *path, const struct vfy_opts *o, struct vfy_resu
 	return 0;
 }
 
-/* Recompute the stream's payload digest from fd and compare it with the header's. */
-static int check_payload(int fd, const char *path, struct vfy_result *r)
+/* The payload digest: of the whole stream, or (o->split) all but what is
+ * checked as QEMU loads it (vfy_split_*). */
+static int check_payload(int fd, uint64_t size, const char *path, const struct vfy_opts *o,
+			 struct vfy_result *r)
 {
 	uint8_t d[SIG_HASH];
-	uint64_t t0 = now_ms();
-	struct sig_info in;
+	struct sig_info in = { 0 };
 
+	if (o->split && r->h.version != IMG_VERSION_INSTANT && (vfy_split_prepare(fd, size, path, r) < 0 || r->split))
+		return r->split ? 0 : -1;
 	if (sig_payload_digest_info(fd, r->h.stream_offset, r->h.stream_length, r->h.digest_chunk,
 				    usable_cpus(), d, &in) < 0)
 		return -1;
-	r->digest_ms = now_ms() - t0;
+	r->digest_ms = in.ms;
 	r->digest_bytes = in.bytes;
 	r->digest_read = in.bytes_read;
 	if (memcmp(d, r->h.payload_digest, SIG_HASH))
@@ -150,7 +153,7 @@ int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 		return -1;
 	}
 	if (o->verify_payload && r->h.digest_chunk) {
-		if (!o->payload_by_caller && check_payload(fd, path, r) < 0) {
+		if (!o->payload_by_caller && check_payload(fd, size, path, o, r) < 0) {
 			vfy_free(r);
 			return -1;
 		}
@@ -198,6 +201,8 @@ int vfy_ram_mismatch(const char *path, const char *ram_path)
 
 void vfy_free(struct vfy_result *r)
 {
+	vfy_split_free(r->split);
+	r->split = NULL;
 	free(r->def);
 	r->def = NULL;
 	if (r->ram_open)

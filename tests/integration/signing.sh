@@ -65,9 +65,18 @@ for fmt in 3 2; do
 		"definition digest mismatch: the embedded VM definition is corrupt or was changed" flip_byte "$T/bad.img" 4100
 	tamper "definition changed, its digest forged" "$sigfail" \
 		eval 'flip_byte "$T/bad.img" 4100; rehash_definition "$T/bad.img"'
+	# The payload: its chunk table lets restore check each chunk as QEMU
+	# loads it (v3: the RAM block's from QEMU's memory once loaded; v2: in
+	# the relay, before QEMU gets a byte of it); the guest never runs.
 	off=$(( $(header_u64 "$img" 48) + (100 << 20) ))
-	tamper "one bit in a RAM page of the payload" \
-		"payload digest mismatch: the QEMU stream was changed or is corrupt" flip_byte "$T/bad.img" $off
+	cp "$img" "$T/bad.img"; flip_byte "$T/bad.img" $off
+	expect_rc "v$fmt: one bit in a RAM page of the payload: verify exit 3" 3 vs verify "$T/bad.img"
+	check "  ... says: payload digest mismatch" \
+		err_is "vmsnap: verify: image $T/bad.img: payload digest mismatch: the QEMU stream was changed or is corrupt"
+	expect_rc "v$fmt: ... restore exit 3" 3 vs restore "$T/bad.img" --name vm2
+	check "  ... names the chunk; the guest did not run" \
+		err_names "payload digest mismatch at byte $off.*the guest did not run"
+	check "  ... that QEMU is gone" not pgrep -f "$T/run/vm2"
 
 	# verify_payload = no skips only the payload: the header is still checked.
 	cp "$img" "$T/bad.img"; flip_byte "$T/bad.img" $off
@@ -83,10 +92,10 @@ for fmt in 3 2; do
 done
 
 # --bypass-cache and signing (README "What signing costs"): a signed v3 save
-# writes through the page cache for its digest and drops the range once
-# synced; the v2 O_DIRECT relay hashes the stream in flight. Both verify,
-# tampering is still found, and a verified --bypass-cache restore loads from
-# the cache its check filled and leaves none of the stream cached.
+# hashes QEMU's memory (or the page cache); the v2 O_DIRECT relay hashes the
+# stream in flight. Both verify, tampering is still found, and a verified
+# --bypass-cache restore keeps O_DIRECT, checks the chunks as QEMU loads
+# them and leaves none of the stream cached.
 cached_little() { # FILE: under 1 MiB of it in the page cache
 	local res; res=$(fincore --bytes --noheadings --output RES "$1")
 	[ "$res" -lt $((1 << 20)) ] || { echo "$res bytes of $1 cached" >&2; return 1; }
@@ -115,18 +124,69 @@ for fmt in 3 3nomem 2; do
 	check "  ... none of the stream left in the page cache" cached_little "$img"
 	skip=$(lines vm1)
 	expect_rc "  ... verified restore with --bypass-cache" 0 vs restore "$img" --bypass-cache --json
-	check "  ... loaded from the cache its verification filled (no O_DIRECT)" \
-		grep -q '"direct_io":false.*"digest_from":"image"' "$T/out"
-	check "  ... and dropped it" cached_little "$img"
+	if [ $fmt = 2 ]; then
+		check "  ... relayed with O_DIRECT, each chunk checked on its way to QEMU" \
+			grep -q '"direct_io":true.*"digest_from":"in flight"' "$T/out"
+	else
+		check "  ... QEMU loaded it with direct-io; over 200 MiB checked from QEMU's memory after the load" \
+			grep -qE '"direct_io":true.*"digest_from":"memory","digest_read_bytes":[0-9]{1,8},.*"digest_memory_bytes":[0-9]{9,}' "$T/out"
+	fi
+	check "  ... nothing of it left in the page cache" cached_little "$img"
 	check "  ... ticks continue (were at $before)" ticks_continue vm1 "$before" "$skip"
 	check "  ... RAM checks out" guest_selfcheck vm1
 	expect_rc "  ... verify (the digest recomputed from the file)" 0 vs verify "$img"
 	cp "$img" "$T/bad.img"; flip_byte "$T/bad.img" $(( $(header_u64 "$img" 48) + (100 << 20) ))
 	expect_rc "  ... one flipped payload bit: verify exit 3" 3 vs verify "$T/bad.img"
 	check "  ... says payload digest mismatch" err_names "payload digest mismatch"
-	expect_rc "  ... restore --bypass-cache exit 3" 3 vs restore "$T/bad.img" --bypass-cache --name vm2
-	check "  ... no QEMU was started" test ! -e "$T/run/vm2.pid"
+	cp "$T/bad.img" "$T/bad.copy"
+	# --again: $img, a resume-once image, was consumed by its restore above.
+	expect_rc "  ... restore --bypass-cache exit 3" 3 vs restore "$T/bad.img" --bypass-cache --name vm2 --again
+	block=" (RAM block pc.ram)"; [ $fmt = 2 ] && block=
+	check "  ... found as QEMU loaded it, before the guest ran" \
+		err_names "payload digest mismatch at byte $(( $(header_u64 "$img" 48) + (100 << 20) ))$block.*the guest did not run"
+	check "  ... that QEMU is gone" not pgrep -f "$T/run/vm2"
+	check "  ... the image is untouched (not consumed)" cmp -s "$T/bad.img" "$T/bad.copy"
+	[ $fmt = 2 ] && continue
+	# Outside the RAM block's pages (the stream's first and last chunks:
+	# QEMU's headers, the device state) a change is found before QEMU starts.
+	for at in 64 $(( $(header_u64 "$img" 56) - 100 )); do
+		cp "$img" "$T/bad.img"; flip_byte "$T/bad.img" $(( $(header_u64 "$img" 48) + at ))
+		expect_rc "  ... a byte flipped at stream offset $at: restore exit 3" 3 \
+			vs restore "$T/bad.img" --bypass-cache --name vm2 --again --verbose
+		check "  ... says payload digest mismatch" grep -q "payload digest mismatch: the QEMU stream" "$T/err"
+		check "  ... before QEMU started" not grep -q "starting .*qemu-system" "$T/err"
+		check "  ... no QEMU left" not pgrep -f "$T/run/vm2"
+	done
+	# A chunk table that does not match (or none: images of older vmsnap) means the whole stream is checked first.
+	for how in flip strip; do
+		cp "$img" "$T/t.img"
+		end=$(( $(header_u64 "$img" 48) + $(header_u64 "$img" 56) ))
+		if [ $how = flip ]; then flip_byte "$T/t.img" $(( (end + 4095) / 4096 * 4096 + 40 )); else truncate -s $end "$T/t.img"; fi
+		vs stop vm1 >/dev/null 2>&1
+		expect_rc "  ... chunk table ${how}ped: restore --bypass-cache still works" 0 \
+			vs restore "$T/t.img" --bypass-cache --json --again
+		check "  ... the whole stream checked before QEMU" grep -q '"digest_from":"image"' "$T/out"
+		check "  ... RAM checks out" guest_selfcheck vm1
+	done
 done
+
+# A signed v2 image on a block device has its chunk table after the stream
+# too: the relay checks each chunk on its way to QEMU, buffered or O_DIRECT.
+dev=$(make_loop 320M)
+for bypass in "" --bypass-cache; do
+	before=$(last_tick vm1)
+	expect_rc "block device ${bypass:-buffered}: signed v2 save" 0 vs save vm1 "$dev" $bypass
+	skip=$(lines vm1)
+	expect_rc "  ... verified restore" 0 vs restore "$dev" $bypass --json
+	check "  ... each chunk checked in the relay" grep -q '"digest_from":"in flight","digest_read_bytes":[1-9]' "$T/out"
+	check "  ... ticks continue (were at $before)" ticks_continue vm1 "$before" "$skip"
+	check "  ... RAM checks out" guest_selfcheck vm1
+done
+off=$(( $(header_u64 "$dev" 48) + (200 << 20) ))
+flip_byte "$dev" $(( off + 4097 ))
+expect_rc "  ... a byte of the device's stream flipped: restore --again exit 3" 3 vs restore "$dev" --again --name vm2
+check "  ... names its chunk; the guest did not run" err_names "payload digest mismatch at byte $off:.*the guest did not run"
+check "  ... that QEMU is gone" not pgrep -f "$T/run/vm2"
 
 # Short of memory for the stream, a signed v3 --bypass-cache save keeps
 # direct-io and reads the stream back with O_DIRECT (VMSNAP_SIGNED_DIRECT=1

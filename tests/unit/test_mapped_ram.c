@@ -4,11 +4,9 @@
  * streams whose headers do not check out. */
 #include "helpers.h"
 #include "mapped_ram.h"
+#include "mr_stream.h"
 
-#define MIB (1u << 20)
-#define OFF 8192u /* where the stream starts in the file */
-
-static char dir[64];
+char dir[64];
 
 static int setup(void **s)
 {
@@ -22,51 +20,6 @@ static int teardown(void **s)
 	(void)s;
 	tu_rmtree(dir);
 	return 0;
-}
-
-static void put_be(int fd, uint64_t v, int n, uint64_t at)
-{
-	uint8_t b[8];
-
-	for (int i = 0; i < n; i++)
-		b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-	assert_int_equal(pwrite(fd, b, (size_t)n, (off_t)at), n);
-}
-
-/* One block's header at `at`; returns where the stream goes on. */
-static uint64_t put_block(int fd, uint64_t at, const char *id, uint64_t used, uint64_t *pages)
-{
-	uint8_t len = (uint8_t)strlen(id);
-	uint64_t h = at + 1 + len + 8, bitmap = h + 28, bitmap_len = (used / 4096 + 63) / 64 * 8;
-
-	assert_int_equal(pwrite(fd, &len, 1, (off_t)at), 1);
-	assert_int_equal(pwrite(fd, id, len, (off_t)(at + 1)), len);
-	put_be(fd, used, 8, at + 1 + len);
-	*pages = ALIGN_UP(bitmap + bitmap_len, MIB);
-	put_be(fd, 1, 4, h);
-	put_be(fd, 4096, 8, h + 4);
-	put_be(fd, bitmap, 8, h + 12);
-	put_be(fd, *pages, 8, h + 20);
-	return *pages + used;
-}
-
-/* A stream of three blocks, as QEMU lays it out; its end into *end. */
-static int stream(const char *name, uint64_t want[3], uint64_t *end)
-{
-	static const char prologue[] = "QEVM\0\0\0\3\7\0\0\0\13pc-q35-10.0\1\0\0\0\1\3ram";
-	const char *ids[3] = { "pc.ram", "/rom@etc/acpi/tables", "pc.bios" };
-	uint64_t used[3] = { 8 * MIB, 128 << 10, 256 << 10 }, at = OFF + 80;
-	char path[4096];
-	int fd = open(tu_path(path, dir, name), O_RDWR | O_CREAT | O_TRUNC, 0644);
-
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, prologue, sizeof(prologue), OFF), (ssize_t)sizeof(prologue));
-	for (int i = 0; i < 3; i++)
-		at = put_block(fd, at, ids[i], used[i], &want[i]);
-	put_be(fd, 0x10, 8, at); /* what follows the RAM: no block header */
-	*end = at + 4096;
-	assert_int_equal(ftruncate(fd, (off_t)*end), 0);
-	return fd;
 }
 
 static void test_regions_of_every_block(void **s)
