@@ -8,6 +8,7 @@
 #include "fsafe.h"
 #include "image.h"
 #include "instant.h"
+#include "log.h"
 #include "sign.h"
 #include "storage.h"
 #include "util.h"
@@ -38,6 +39,8 @@ struct prov {
 	struct copy cp;
 	struct vfy_result sv, tv; /* source, target read back */
 	uint64_t sync_ms;
+	uint8_t *table;           /* the chunk hashes of the stream copied, written after it */
+	bool table_written;
 	bool touched;             /* the target has been written to */
 	char ram[PATH_MAX];           /* v4: the target's RAM file */
 	uint64_t ram_bytes;       /* v4: bytes of it written */
@@ -139,6 +142,20 @@ static int write_header(struct prov *p, const struct img_header *h)
 	return 0;
 }
 
+/* The chunk table read back differs from the one written (-1, err set). */
+static int table_differs(int fd, const struct img_header *h, const uint8_t *table)
+{
+	uint64_t len = img_table_length(h);
+	uint8_t *got = malloc(len);
+	int rc = 0;
+
+	if (!got || pread_all(fd, got, len, (off_t)img_table_offset(h)) != (ssize_t)len ||
+	    memcmp(got, table, len))
+		rc = err_set(EXIT_FAIL, "its chunk table differs from the one written");
+	free(got);
+	return rc;
+}
+
 /* Read the target back from storage, not from the page cache, and check it as restore would. */
 static int read_back(struct prov *p)
 {
@@ -151,6 +168,8 @@ static int read_back(struct prov *p)
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	p->vo.payload_by_caller = false;
 	rc = vfy_image(p->c, fd, size, path, &p->vo, &p->tv);
+	if (rc == 0 && p->table_written)
+		rc = table_differs(fd, &p->sv.h, p->table);
 	close(fd);
 	if (rc < 0) {
 		/* The source passed the same checks: the storage failed, not the image. */
@@ -192,14 +211,18 @@ static int digest_start(struct copy *cp, uint32_t chunk, uint64_t off, uint64_t 
 	return cp->digest ? 0 : -1;
 }
 
-/* After the copy: 0 what it read has the digest want, 1 it has another, -1 error. */
-static int digest_differs(struct copy *cp, const uint8_t want[IMG_DIGEST])
+/* After the copy: 0 what it read has the digest want, 1 it has another, -1
+ * error. table (may be NULL) gets its chunk hashes (malloc'd). */
+static int digest_differs(struct copy *cp, const uint8_t want[IMG_DIGEST], uint8_t **table)
 {
 	uint8_t d[SIG_HASH];
-	int rc = sig_stream_finish(cp->digest, d, NULL);
+	struct sig_info in = { .keep_table = table != NULL };
+	int rc = sig_stream_finish(cp->digest, d, &in);
 
 	sig_stream_free(cp->digest);
 	cp->digest = NULL;
+	if (table)
+		*table = in.table;
 	return rc < 0 ? -1 : memcmp(d, want, SIG_HASH) != 0;
 }
 
@@ -254,7 +277,7 @@ static int provision_ram(struct prov *p)
 	if (copy_plan(&cp) < 0 || (ram_signed(p) && digest_start(&cp, SIG_CHUNK, 0, cp.end) < 0) ||
 	    copy_run(&cp) < 0)
 		goto out;
-	if (cp.digest && (differs = digest_differs(&cp, p->sv.h.ram_digest)) != 0) {
+	if (cp.digest && (differs = digest_differs(&cp, p->sv.h.ram_digest, NULL)) != 0) {
 		if (differs > 0)
 			vfy_ram_mismatch(p->src, p->sv.ram_path);
 		goto out;
@@ -284,6 +307,33 @@ out:
 	return rc;
 }
 
+/* The chunk table (image.h) after the stream, as save writes it, from the
+ * hashes of the stream just copied: the true one, whatever the source had
+ * there (none, if it was signed before tables). A device without room for
+ * it goes without (its restores check the whole stream first). */
+static int write_table(struct prov *p)
+{
+	const struct img_header *h = &p->sv.h;
+	uint64_t off = img_table_offset(h), len = img_table_length(h), gap = off - p->end;
+	uint8_t *buf;
+	int rc = 0;
+
+	if (!p->table || !len || h->version == IMG_VERSION_INSTANT)
+		return 0;
+	if (p->t.kind == STOR_BLK && off + len > p->t.size) {
+		log_debug("no room for the chunk table on %s: a restore checks the whole stream first", p->dst);
+		return 0;
+	}
+	if (!(buf = calloc(1, gap + len))) /* the gap after the stream: zeros, as in the source */
+		return err_sys(EXIT_FAIL, "writing the chunk table of %s", p->dst);
+	memcpy(buf + gap, p->table, len);
+	if (pwrite_all(p->t.fd, buf, gap + len, (off_t)p->end) < 0)
+		rc = err_sys(EXIT_FAIL, "writing the chunk table of %s", p->dst);
+	free(buf);
+	p->table_written = rc == 0;
+	return rc;
+}
+
 /* Copy the image after its header, hashing the stream as it is read: a
  * source whose payload digest differs is refused before the target's
  * header says complete. */
@@ -295,9 +345,9 @@ static int copy_stream(struct prov *p)
 	if (digest_start(&p->cp, h->digest_chunk, h->stream_offset, h->stream_length) < 0 ||
 	    copy_run(&p->cp) < 0)
 		return -1;
-	if ((differs = digest_differs(&p->cp, h->payload_digest)) > 0)
+	if ((differs = digest_differs(&p->cp, h->payload_digest, &p->table)) > 0)
 		return vfy_payload_mismatch(p->src);
-	return differs;
+	return differs < 0 ? -1 : write_table(p);
 }
 
 static int provision(struct prov *p)
@@ -448,6 +498,7 @@ int cmd_provision(struct conf *c, int argc, char **argv)
 		say_outcome(p);
 	stor_close(&p->t);
 	sig_stream_free(p->cp.digest);
+	free(p->table);
 	vfy_free(&p->sv);
 	vfy_free(&p->tv);
 	if (p->in >= 0)

@@ -50,6 +50,20 @@ for n in 1 2; do
 done
 check "  ... RAM checks out" guest_selfcheck vm1
 
+# The chunk table after the stream (restore checks each chunk against it) is
+# written from the hashes of the stream as copied: a source without one
+# (signed before tables) or with a wrong one gives a copy with the true one.
+end=$(( $(header_u64 "$T/save/g.img" 48) + $(header_u64 "$T/save/g.img" 56) ))
+check "the v3 image has a chunk table after its stream" test "$(stat -c %s "$T/save/g.img")" -gt "$end"
+for how in strip flip; do
+	cp --sparse=always "$T/save/g.img" "$T/t.img"
+	if [ $how = flip ]; then flip_byte "$T/t.img" $(( (end + 4095) / 4096 * 4096 + 40 )); else truncate -s $end "$T/t.img"; fi
+	expect_rc "a source with its chunk table ${how}ped provisions" 0 vs provision "$T/t.img" "$ext/t.img"
+	check "  ... the copy has the true table: the same bytes as the original image" \
+		cmp -s "$T/save/g.img" "$ext/t.img"
+	rm -f "$T/t.img" "$ext/t.img"
+done
+
 # 2. A v2 image onto a block device, every byte written; restore from the device.
 before=$(last_tick vm1)
 expect_rc "v2 save, signed" 0 vs save vm1 "$T/save/v2.img" --format 2
@@ -150,9 +164,15 @@ small=$(make_loop 64M)
 dd if=/dev/urandom of="$small" bs=1M count=4 status=none
 ssum=$(md5 "$small")
 expect_rc "a device smaller than the image: exit 2" 2 vs provision "$T/save/v2.img" "$small"
+# What the device must hold: up to the end of the stream (the chunk table after it is optional).
+need=$(( $(header_u64 "$T/save/v2.img" 48) + $(header_u64 "$T/save/v2.img" 56) ))
 check "  ... names both sizes" \
-	err_names "^vmsnap: provision: target $small holds 67108864 bytes (64.00 MiB), but image $T/save/v2.img is $len bytes (.* MiB): use a larger device$"
+	err_names "^vmsnap: provision: target $small holds 67108864 bytes (64.00 MiB), but image $T/save/v2.img is $need bytes (.* MiB): use a larger device$"
 untouched "  ... device untouched" "$small" "$ssum"
+tight=$(make_loop $(( (need + 4095) / 4096 * 4096 )))
+expect_rc "a device with room for the stream but not its chunk table: provisioned without it" 0 \
+	vs provision "$T/save/v2.img" "$tight"
+expect_rc "  ... and it verifies" 0 vs verify "$tight"
 
 # 4. Interrupted copies of a bigger image never leave a target that verifies.
 vs stop vm1 >/dev/null
