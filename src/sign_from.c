@@ -18,6 +18,7 @@ struct from {
 	struct sig_job j;   /* fd: the source; off: where chunk 0 would be in it */
 	uint64_t first, end; /* the chunks [first, end) lie within the range */
 	uint8_t *done;
+	const uint8_t *only; /* of them, only those set here (NULL: all) */
 };
 
 static void *from_worker(void *arg)
@@ -27,9 +28,10 @@ static void *from_worker(void *arg)
 	uint64_t i;
 	int e = buf ? 0 : ENOMEM;
 
-	while (!e && (i = __atomic_fetch_add(&f->j.next, 1, __ATOMIC_RELAXED)) < f->end - f->first) {
-		if (__atomic_load_n(&f->j.failed, __ATOMIC_RELAXED))
-			break;
+	while (!e && !__atomic_load_n(&f->j.failed, __ATOMIC_RELAXED) &&
+	       (i = __atomic_fetch_add(&f->j.next, 1, __ATOMIC_RELAXED)) < f->end - f->first) {
+		if (f->only && !f->only[f->first + i])
+			continue;
 		e = sig_job_hash(&f->j, f->first + i, buf);
 		if (!e)
 			f->done[f->first + i] = 1;
@@ -54,11 +56,29 @@ static void from_run(struct from *f, int threads)
 		pthread_join(tid[i], NULL);
 }
 
-struct sig_pre *sig_pre_from(int src, uint64_t src_off, struct file_range in, uint64_t off,
-			     uint64_t len, uint32_t chunk, int threads)
+/* An empty set of n chunks' hashes for the region at off; NULL, err set. */
+static struct sig_pre *pre_new(uint64_t n, uint64_t off, uint32_t chunk)
 {
-	struct from f = { .j = { .fd = src, .len = len, .chunk = chunk } };
 	struct sig_pre *pre = calloc(1, sizeof(*pre));
+
+	if (pre) {
+		*pre = (struct sig_pre){ .n_chunks = n, .off = off, .chunk = chunk };
+		pre->hashes = malloc(n * SIG_HASH + 1);
+		pre->done = calloc(n + 1, 1);
+	}
+	if (!pre || !pre->hashes || !pre->done) {
+		sig_pre_free(pre);
+		err_sys(EXIT_FAIL, "payload digest");
+		return NULL;
+	}
+	return pre;
+}
+
+struct sig_pre *sig_pre_from(int src, uint64_t src_off, struct file_range in, uint64_t off,
+			     uint64_t len, uint32_t chunk, int threads, const uint8_t *only)
+{
+	struct from f = { .j = { .fd = src, .len = len, .chunk = chunk }, .only = only };
+	struct sig_pre *pre;
 
 	f.j.n_chunks = (len + chunk - 1) / chunk;
 	f.first = in.start > off ? (in.start - off + chunk - 1) / chunk : 0;
@@ -69,15 +89,10 @@ struct sig_pre *sig_pre_from(int src, uint64_t src_off, struct file_range in, ui
 		f.end = f.first;
 	/* chunk i is at off + i * chunk in the file, src_off + that - in.start in src */
 	f.j.off = src_off + off - in.start;
-	if (pre) {
-		pre->hashes = f.j.hashes = malloc(f.j.n_chunks * SIG_HASH + 1);
-		pre->done = f.done = calloc(f.j.n_chunks + 1, 1);
-	}
-	if (!pre || !pre->hashes || !pre->done) {
-		sig_pre_free(pre);
-		err_sys(EXIT_FAIL, "payload digest");
+	if (!(pre = pre_new(f.j.n_chunks, off, chunk)))
 		return NULL;
-	}
+	f.j.hashes = pre->hashes;
+	f.done = pre->done;
 	sig_zero_hash(chunk, f.j.zero_hash);
 	from_run(&f, threads);
 	if (f.j.failed) {
@@ -86,8 +101,8 @@ struct sig_pre *sig_pre_from(int src, uint64_t src_off, struct file_range in, ui
 		err_sys(EXIT_FAIL, "reading the VM's memory for the payload digest");
 		return NULL;
 	}
-	*pre = (struct sig_pre){ .hashes = pre->hashes, .done = pre->done, .n_chunks = f.j.n_chunks,
-				 .bytes = (f.end - f.first) * chunk, .off = off, .chunk = chunk };
+	for (uint64_t i = f.first; i < f.end; i++)
+		pre->bytes += pre->done[i] ? chunk : 0;
 	return pre;
 }
 
@@ -141,23 +156,16 @@ struct sig_pre *sig_ahead_take(struct sig_ahead *a, struct file_range in, uint64
 			       uint64_t len)
 {
 	uint32_t chunk = a->f.j.chunk;
-	struct sig_pre *pre = calloc(1, sizeof(*pre));
+	struct sig_pre *pre;
 
 	ahead_join(a);
 	if (a->f.j.failed) {
-		free(pre);
 		errno = a->f.j.failed;
 		err_sys(EXIT_FAIL, "reading the VM's memory for the payload digest");
 		return NULL;
 	}
-	*pre = (struct sig_pre){ .n_chunks = (len + chunk - 1) / chunk, .off = off, .chunk = chunk };
-	pre->hashes = malloc(pre->n_chunks * SIG_HASH + 1);
-	pre->done = calloc(pre->n_chunks + 1, 1);
-	if (!pre->hashes || !pre->done) {
-		sig_pre_free(pre);
-		err_sys(EXIT_FAIL, "payload digest");
+	if (!(pre = pre_new((len + chunk - 1) / chunk, off, chunk)))
 		return NULL;
-	}
 	/* chunk k is at x = off + k * chunk - in.start in src: hashed if x = phase + j * chunk */
 	for (uint64_t k = 0; k < len / chunk; k++) {
 		uint64_t at = off + k * chunk, x, j;

@@ -15,7 +15,9 @@
 #include "sign_job.h"
 #include "util.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 struct vfy_split {
@@ -61,13 +63,30 @@ static struct vfy_split *read_table(int fd, uint64_t size, const struct img_head
 	return sp;
 }
 
-/* The largest RAM block's pages region, and its whole chunks marked. */
+/* A chunk that is a hole in the file, and zeros in the table: checked
+ * before QEMU starts at no cost (the digest hashes holes without reading),
+ * whatever QEMU's memory holds there (a chunk is as signed when either its
+ * memory or the file matches: QEMU loads nothing from a hole that memory
+ * would not already hold). A v3 guest's untouched RAM is such holes. */
+static bool zero_hole(int fd, const struct img_header *h, const struct vfy_split *sp, uint64_t i,
+		      const uint8_t zero[SIG_HASH])
+{
+	uint64_t at = h->stream_offset + i * h->digest_chunk;
+	off_t d = lseek(fd, (off_t)at, SEEK_DATA);
+
+	return !memcmp(sp->table + i * SIG_HASH, zero, SIG_HASH) &&
+	       ((d < 0 && errno == ENXIO) || (d >= 0 && (uint64_t)d >= at + h->digest_chunk));
+}
+
+/* The largest RAM block's pages region, and its whole chunks marked but
+ * zero holes. */
 static bool find_block(int fd, const struct img_header *h, struct vfy_split *sp)
 {
 	struct file_range r[MR_MAX_BLOCKS];
 	char ids[MR_MAX_BLOCKS][MR_ID_MAX];
 	int n = mr_blocks(fd, h->stream_offset, h->stream_length, r, ids, MR_MAX_BLOCKS), best = -1;
 	uint64_t c = h->digest_chunk, marked = 0;
+	uint8_t zero[SIG_HASH];
 
 	for (int i = 0; i < n; i++)
 		if (best < 0 || r[i].end - r[i].start > r[best].end - r[best].start)
@@ -76,10 +95,11 @@ static bool find_block(int fd, const struct img_header *h, struct vfy_split *sp)
 		return false;
 	sp->region = r[best];
 	memcpy(sp->block, ids[best], MR_ID_MAX);
+	sig_zero_hash(c, zero);
 	for (uint64_t i = 0; i < sp->n; i++) {
 		uint64_t at = h->stream_offset + i * c;
 		sp->deferred[i] = at >= sp->region.start && at + c <= sp->region.end &&
-				  (i + 1) * c <= h->stream_length;
+				  (i + 1) * c <= h->stream_length && !zero_hole(fd, h, sp, i, zero);
 		marked += sp->deferred[i];
 	}
 	return marked > 0;
@@ -176,9 +196,9 @@ int vfy_split_finish(struct vfy_result *r, int fd, const struct qemu_mem *m, con
 	if (h->version == 2)
 		return relayed(r, path);
 	pre = mem ? sig_pre_from(m->fd, m->at, sp->region, h->stream_offset, h->stream_length,
-				 h->digest_chunk, usable_cpus())
+				 h->digest_chunk, usable_cpus(), sp->deferred)
 		  : sig_pre_from(fd, sp->region.start, sp->region, h->stream_offset,
-				 h->stream_length, h->digest_chunk, usable_cpus());
+				 h->stream_length, h->digest_chunk, usable_cpus(), sp->deferred);
 	if (!pre)
 		return -1;
 	for (uint64_t i = 0; i < sp->n && rc >= 0; i++) {

@@ -146,6 +146,28 @@ static void test_without_the_true_table_nothing_is_split(void **s)
 	assert_null(f->r.split);
 }
 
+/* A chunk of the block that is a hole in the image (RAM the guest never
+ * touched) is checked before QEMU starts, from the file, for nothing: its
+ * memory is not read. */
+static void test_a_hole_in_the_block_is_not_read_from_memory(void **s)
+{
+	struct fx *f = *s;
+	struct sig_info in = { .keep_table = true };
+
+	assert_int_equal(fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				   OFF + 5 * MIB, MIB), 0);
+	assert_int_equal(sig_payload_digest_info(f->fd, OFF, f->end - OFF, MIB, 2,
+						 f->r.h.payload_digest, &in), 0);
+	assert_int_equal(pwrite(f->fd, in.table, img_table_length(&f->r.h),
+				(off_t)img_table_offset(&f->r.h)),
+			 (ssize_t)img_table_length(&f->r.h));
+	free(in.table);
+	assert_int_equal(pwrite(f->mem, "junk", 4, 4 * MIB + 8192 + 100), 4); /* chunk 5 in memory */
+	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), 0);
+	assert_int_equal(vfy_split_finish(&f->r, f->fd, &f->m, "img"), 0);
+	assert_int_equal(f->r.digest_memory, 6 * MIB);
+}
+
 /* v2: nothing hashed before QEMU starts; the relay checks each chunk as
  * it hands the stream over (relay_check), QEMU getting none of a chunk
  * that differs; _finish wants every chunk checked. */
@@ -204,6 +226,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_without_the_blocks_memory_the_image_is_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_change_outside_the_block_is_found_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_without_the_true_table_nothing_is_split, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_hole_in_the_block_is_not_read_from_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_v2_chunks_checked_by_the_relay, setup, teardown),
 	};
 
