@@ -189,7 +189,8 @@ linux-guest:
 	@tests/linux/mkinitramfs $(O)/linux
 
 # Unit tests: host compiler, cmocka, one binary per tests/unit/test_*.c.
-UNIT_OFF := $(if $(filter y,$(CONFIG_CONSOLE)),,tests/unit/test_console_io.c)
+UNIT_OFF := $(if $(filter y,$(CONFIG_CONSOLE)),,tests/unit/test_console_io.c) \
+	    $(if $(filter y,$(CONFIG_PROVISION)),,tests/unit/test_copy.c)
 UNIT_SRC := $(filter-out $(UNIT_OFF),$(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(UNIT_O)/%,$(UNIT_SRC))
 $(UNIT_O)/%: tests/unit/%.c tests/unit/helpers.h $(HOST_LIB_OBJS)

@@ -1,17 +1,22 @@
-/* copy: the sparse-aware, O_DIRECT-where-possible image copy (copy.h);
- * reads ahead with posix_fadvise so the source streams while a block is written. */
+/* copy: the sparse-aware, O_DIRECT-where-possible image copy (copy.h): while
+ * one block is written, a thread reads the next and another hashes this one,
+ * so reading, writing and hashing overlap. */
 #include "copy.h"
 #include "err.h"
 #include "log.h"
+#include "sign.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #define ALIGN_DOWN(x, a) ((x) / (a) * (a))
+/* COPY_BUF holds two blocks: one is written while the next is read. */
+#define COPY_BLOCK (COPY_BUF / 2)
 
 /* The next range to copy at or after pos: [*a, *b), widened to COPY_ALIGN
  * (a hole shorter than that is copied as zeros). 1 found, 0 none, -1 error. */
@@ -101,33 +106,115 @@ static void progress_line(const struct copy *c, struct rate *p)
 		 c->data ? 100.0 * (double)c->written / (double)c->data : 100.0, mbps, secs);
 }
 
+/* Feed the digest the part of [a, b) within its region: buf holds the bytes
+ * from a, or is NULL for a hole. */
+static int dig_span(struct copy *c, const uint8_t *buf, uint64_t a, uint64_t b)
+{
+	uint64_t from = a > c->dig_off ? a : c->dig_off, to = b < c->dig_end ? b : c->dig_end;
+
+	if (!c->digest || from >= to)
+		return 0;
+	if (!buf)
+		return sig_stream_zeros(c->digest, to - from);
+	return sig_stream_feed(c->digest, buf + (from - a), (size_t)(to - from));
+}
+
+struct hash_job {
+	struct copy *c;
+	const uint8_t *buf;
+	uint64_t a, b;
+	int rc;
+};
+
+static void *hash_job_run(void *arg)
+{
+	struct hash_job *j = arg;
+
+	j->rc = dig_span(j->c, j->buf, j->a, j->b);
+	return NULL;
+}
+
+/* Write the block read into buf while another thread hashes it (both only
+ * read buf); hashed here if no thread starts. */
+static int put_hashed(struct copy *c, const uint8_t *buf, size_t n, uint64_t at)
+{
+	struct hash_job j = { c, buf, at, at + n, 0 };
+	pthread_t t;
+	bool threaded = c->digest && !pthread_create(&t, NULL, hash_job_run, &j);
+	int rc = put(c, buf, n, at);
+
+	if (threaded)
+		pthread_join(t, NULL);
+	else if (rc == 0)
+		j.rc = dig_span(c, buf, at, at + n);
+	return rc < 0 ? rc : j.rc;
+}
+
+struct read_job {
+	int fd;
+	uint8_t *buf;
+	size_t n;
+	uint64_t at;
+	ssize_t got;
+	int err; /* errno of a failed read */
+};
+
+static void *read_job_run(void *arg)
+{
+	struct read_job *r = arg;
+
+	r->got = pread_all(r->fd, r->buf, r->n, (off_t)r->at);
+	r->err = errno;
+	return NULL;
+}
+
+static int read_check(const struct copy *c, const struct read_job *r)
+{
+	errno = r->err;
+	if (r->got < 0)
+		return err_sys(EXIT_FAIL, "reading %s at byte %llu", c->src, (unsigned long long)r->at);
+	if ((size_t)r->got != r->n)
+		return err_set(EXIT_FAIL, "%s ends at byte %llu, before the image does (did it change?)",
+			       c->src, (unsigned long long)(r->at + (uint64_t)r->got));
+	return 0;
+}
+
+/* Copy [a, b) through the two halves of buf: while one block is written
+ * (and hashed), a thread reads the next into the other half. */
 static int copy_range(struct copy *c, uint8_t *buf, uint64_t a, uint64_t b, struct rate *p)
 {
-	for (uint64_t at = a; at < b;) {
-		size_t n = b - at < COPY_BUF ? (size_t)(b - at) : COPY_BUF;
-		ssize_t got;
+	struct read_job r = { c->in, buf, b - a < COPY_BLOCK ? (size_t)(b - a) : COPY_BLOCK, a, 0, 0 };
+
+	read_job_run(&r);
+	for (;;) {
+		uint64_t at = r.at + r.n;
+		struct read_job next = { c->in, r.buf == buf ? buf + COPY_BLOCK : buf,
+					 b - at < COPY_BLOCK ? (size_t)(b - at) : COPY_BLOCK, at, 0, 0 };
+		bool ahead;
+		pthread_t t;
 		char w[32], d[32];
+		int rc;
 
 		if (c->cancel && *c->cancel)
 			return err_set(EXIT_FAIL, "interrupted after %s of %s was written",
 				       fmt_bytes(c->written, w, sizeof(w)), fmt_bytes(c->data, d, sizeof(d)));
-		got = pread_all(c->in, buf, n, (off_t)at);
-		if (got < 0)
-			return err_sys(EXIT_FAIL, "reading %s at byte %llu", c->src, (unsigned long long)at);
-		if ((size_t)got != n)
-			return err_set(EXIT_FAIL, "%s ends at byte %llu, before the image does (did it change?)",
-				       c->src, (unsigned long long)(at + (uint64_t)got));
-		/* Let the kernel fetch the next block while this one is written. */
-		if (b - at > n)
-			posix_fadvise(c->in, (off_t)(at + n), COPY_BUF, POSIX_FADV_WILLNEED);
-		if (put(c, buf, n, at) < 0)
+		if (read_check(c, &r) < 0)
 			return -1;
-		c->written += n;
-		at += n;
+		ahead = at < b && !pthread_create(&t, NULL, read_job_run, &next);
+		rc = put_hashed(c, r.buf, r.n, r.at);
+		if (ahead)
+			pthread_join(t, NULL);
+		if (rc < 0)
+			return -1;
+		c->written += r.n;
 		if (c->progress && now_ms() >= p->next)
 			progress_line(c, p);
+		if (at >= b)
+			return 0;
+		if (!ahead)
+			read_job_run(&next);
+		r = next;
 	}
-	return 0;
 }
 
 int copy_run(struct copy *c)
@@ -139,16 +226,18 @@ int copy_run(struct copy *c)
 
 	c->written = c->direct = 0;
 	rate_start(&p);
-	if (posix_memalign((void **)&buf, COPY_ALIGN, COPY_BUF))
+	if (posix_memalign((void **)&buf, COPY_ALIGN, 2 * COPY_BLOCK))
 		return err_set(EXIT_FAIL, "copying %s: out of memory", c->src);
 	posix_fadvise(c->in, (off_t)c->off, (off_t)(c->end - c->off), POSIX_FADV_SEQUENTIAL);
 	while ((rc = next_range(c, pos, &a, &b)) > 0) {
-		if (copy_range(c, buf, a, b, &p) < 0) {
+		if (dig_span(c, NULL, pos, a) < 0 || copy_range(c, buf, a, b, &p) < 0) {
 			rc = -1;
 			break;
 		}
 		pos = b;
 	}
+	if (rc == 0 && dig_span(c, NULL, pos, c->end) < 0)
+		rc = -1;
 	free(buf);
 	c->ms = now_ms() - p.t0;
 	if (rc == 0 && c->progress)

@@ -7,7 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define COPY_BUF (8u << 20) /* one read, one write */
+struct sig_stream;
+
+#define COPY_BUF (8u << 20) /* the copy's buffer: a block read while one is written */
 #define COPY_ALIGN 4096u    /* O_DIRECT offsets and lengths; extents are widened to it */
 
 struct copy {
@@ -20,6 +22,8 @@ struct copy {
 	const char *what;              /* starting with this ("provisioning") */
 	const char *src, *dst;         /* names for messages */
 	volatile sig_atomic_t *cancel; /* set by a signal handler: stop with an error */
+	struct sig_stream *digest;     /* or NULL: fed the bytes of [dig_off, dig_end) */
+	uint64_t dig_off, dig_end;     /* as copied, holes as zeros, in order */
 	uint64_t data;                 /* copy_plan: the bytes copy_run will write */
 	uint64_t written, direct;      /* copy_run: bytes written, of them with O_DIRECT */
 	uint64_t ms;                   /* copy_run: time taken */
@@ -27,7 +31,9 @@ struct copy {
 
 /* Count the bytes to write (the data extents when sparse) into c->data. */
 int copy_plan(struct copy *c);
-/* Copy. A target that refuses O_DIRECT writes gets buffered ones instead. */
+/* Copy. A target that refuses O_DIRECT writes gets buffered ones instead.
+ * Each block is written while the next is read and, with c->digest, hashed,
+ * each on a thread of its own (started per block: 4 MiB, a few µs each). */
 int copy_run(struct copy *c);
 
 #endif

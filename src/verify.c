@@ -99,15 +99,13 @@ static int check_ram(const char *path, const struct vfy_opts *o, struct vfy_resu
 	if (inst_check(&r->h, path, r->ram_path, sizeof(r->ram_path), &r->ram_fd) < 0)
 		return -1;
 	r->ram_open = true;
-	if (!o->verify_payload || !memcmp(r->h.ram_digest, none, SIG_HASH))
+	if (!o->verify_payload || o->payload_by_caller || !memcmp(r->h.ram_digest, none, SIG_HASH))
 		return 0;
 	if (inst_digest_fd(r->ram_fd, r->h.ram_bytes, d) < 0)
 		return -1;
 	r->digest_ms += now_ms() - t0;
 	if (memcmp(d, r->h.ram_digest, SIG_HASH))
-		return err_set(EXIT_REFUSED,
-			       "image %s: RAM file digest mismatch: %s was changed since the save",
-			       path, r->ram_path);
+		return vfy_ram_mismatch(path, r->ram_path);
 	r->ram_checked = true;
 	return 0;
 }
@@ -129,9 +127,7 @@ static int check_payload(int fd, uint64_t size, const char *path, const struct v
 	r->digest_bytes = in.bytes;
 	r->digest_read = in.bytes_read;
 	if (memcmp(d, r->h.payload_digest, SIG_HASH))
-		return err_set(EXIT_REFUSED,
-			       "image %s: payload digest mismatch: the QEMU stream was changed or is corrupt",
-			       path);
+		return vfy_payload_mismatch(path);
 	r->payload_checked = true;
 	return 0;
 }
@@ -157,7 +153,7 @@ int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 		return -1;
 	}
 	if (o->verify_payload && r->h.digest_chunk) {
-		if (check_payload(fd, size, path, o, r) < 0) {
+		if (!o->payload_by_caller && check_payload(fd, size, path, o, r) < 0) {
 			vfy_free(r);
 			return -1;
 		}
@@ -189,6 +185,18 @@ int vfy_peek(const char *path, struct img_header *h)
 	err_clear();
 	close(fd);
 	return rc;
+}
+
+int vfy_payload_mismatch(const char *path)
+{
+	return err_set(EXIT_REFUSED, "image %s: payload digest mismatch: the QEMU stream was changed or is corrupt",
+		       path);
+}
+
+int vfy_ram_mismatch(const char *path, const char *ram_path)
+{
+	return err_set(EXIT_REFUSED, "image %s: RAM file digest mismatch: %s was changed since the save",
+		       path, ram_path);
 }
 
 void vfy_free(struct vfy_result *r)

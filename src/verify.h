@@ -16,6 +16,8 @@ struct vfy_opts {
 	const char *pubkey;     /* this key only; NULL: the trusted_keys directory */
 	bool require_signature; /* refuse unsigned images */
 	bool verify_payload;    /* recompute the payload digest */
+	bool payload_by_caller; /* with verify_payload: the caller hashes the stream (and a
+				   v4 RAM file) as it reads them and compares the digests */
 	bool allow_consumed;    /* inspect/verify report it; restore refuses it */
 	bool split;             /* restore: a v3 RAM block may be checked after the load */
 };
@@ -47,6 +49,10 @@ struct vfy_result {
 int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,
 	      const struct vfy_opts *o, struct vfy_result *r);
 void vfy_free(struct vfy_result *r);
+/* The errors for a payload (stream) or v4 RAM file digest that differs from
+ * the header's: EXIT_REFUSED, -1. */
+int vfy_payload_mismatch(const char *path);
+int vfy_ram_mismatch(const char *path, const char *ram_path);
 
 struct qemu_mem;
 /* verify_split.c. _prepare (from vfy_image): with a chunk table whose root

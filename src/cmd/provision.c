@@ -1,11 +1,15 @@
-/* provision: copy a signed image onto a device's storage at the factory: source
- * verified first, holes kept, header last, the copy read back and verified. */
+/* provision: copy a signed image onto a device's storage at the factory:
+ * header, definition and signature checked first, the payload digest hashed
+ * as the copy reads it (one read of the source), holes kept, header last,
+ * the copy read back and verified. */
 #include "cmd.h"
 #include "copy.h"
 #include "err.h"
 #include "fsafe.h"
 #include "image.h"
 #include "instant.h"
+#include "log.h"
+#include "sign.h"
 #include "storage.h"
 #include "util.h"
 #include "verify.h"
@@ -35,6 +39,8 @@ struct prov {
 	struct copy cp;
 	struct vfy_result sv, tv; /* source, target read back */
 	uint64_t sync_ms;
+	uint8_t *table;           /* the chunk hashes of the stream copied, written after it */
+	bool table_written;
 	bool touched;             /* the target has been written to */
 	char ram[PATH_MAX];           /* v4: the target's RAM file */
 	uint64_t ram_bytes;       /* v4: bytes of it written */
@@ -136,6 +142,20 @@ static int write_header(struct prov *p, const struct img_header *h)
 	return 0;
 }
 
+/* The chunk table read back differs from the one written (-1, err set). */
+static int table_differs(int fd, const struct img_header *h, const uint8_t *table)
+{
+	uint64_t len = img_table_length(h);
+	uint8_t *got = malloc(len);
+	int rc = 0;
+
+	if (!got || pread_all(fd, got, len, (off_t)img_table_offset(h)) != (ssize_t)len ||
+	    memcmp(got, table, len))
+		rc = err_set(EXIT_FAIL, "its chunk table differs from the one written");
+	free(got);
+	return rc;
+}
+
 /* Read the target back from storage, not from the page cache, and check it as restore would. */
 static int read_back(struct prov *p)
 {
@@ -146,7 +166,10 @@ static int read_back(struct prov *p)
 	if (stor_open_image(path, &fd, &size) < 0)
 		return -1;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	p->vo.payload_by_caller = false;
 	rc = vfy_image(p->c, fd, size, path, &p->vo, &p->tv);
+	if (rc == 0 && p->table_written)
+		rc = table_differs(fd, &p->sv.h, p->table);
 	close(fd);
 	if (rc < 0) {
 		/* The source passed the same checks: the storage failed, not the image. */
@@ -179,6 +202,30 @@ static int commit(struct prov *p, const struct img_header *partial)
 	return stor_place(&p->t);
 }
 
+/* Hash what cp copies of [off, off + len) as it goes. */
+static int digest_start(struct copy *cp, uint32_t chunk, uint64_t off, uint64_t len)
+{
+	cp->digest = sig_stream_new(chunk);
+	cp->dig_off = off;
+	cp->dig_end = off + len;
+	return cp->digest ? 0 : -1;
+}
+
+/* After the copy: 0 what it read has the digest want, 1 it has another, -1
+ * error. table (may be NULL) gets its chunk hashes (malloc'd). */
+static int digest_differs(struct copy *cp, const uint8_t want[IMG_DIGEST], uint8_t **table)
+{
+	uint8_t d[SIG_HASH];
+	struct sig_info in = { .keep_table = table != NULL };
+	int rc = sig_stream_finish(cp->digest, d, &in);
+
+	sig_stream_free(cp->digest);
+	cp->digest = NULL;
+	if (table)
+		*table = in.table;
+	return rc < 0 ? -1 : memcmp(d, want, SIG_HASH) != 0;
+}
+
 /* The RAM file to copy and its temp copy: fresh or our own stale one (never
  * another user's file or a symlink), in a directory others cannot change. */
 static int open_ram(struct prov *p, struct copy *cp, char *tmp)
@@ -196,15 +243,23 @@ static int open_ram(struct prov *p, struct copy *cp, char *tmp)
 	return 0;
 }
 
+/* v4: the header carries a digest of the RAM file's content (zero: none). */
+static bool ram_signed(const struct prov *p)
+{
+	static const uint8_t none[IMG_DIGEST];
+
+	return memcmp(p->sv.h.ram_digest, none, IMG_DIGEST) != 0;
+}
+
 /* Instant mode: the golden pair's RAM file goes first, under the name the
- * signed header gives it, beside the image; the image's read-back check then
- * covers both. */
+ * signed header gives it, beside the image, once the bytes copied have the
+ * signed RAM digest; the image's read-back check then covers both. */
 static int provision_ram(struct prov *p)
 {
 	char tmp[PATH_MAX];
 	struct copy cp = { .off = 0, .end = p->sv.h.ram_bytes, .sparse = true, .dout = -1,
 			   .progress = p->cp.progress, .what = "provisioning", .cancel = p->cp.cancel };
-	int rc = -1;
+	int rc = -1, differs;
 
 	if (path_beside(p->ram, sizeof(p->ram), p->dst, p->sv.h.ram_path) < 0 ||
 	    str_fmt(tmp, sizeof(tmp), "%s.vmsnap-partial", p->ram) < 0)
@@ -219,8 +274,14 @@ static int provision_ram(struct prov *p)
 		err_sys(EXIT_FAIL, "sizing %s", tmp);
 		goto out;
 	}
-	if (copy_plan(&cp) < 0 || copy_run(&cp) < 0)
+	if (copy_plan(&cp) < 0 || (ram_signed(p) && digest_start(&cp, SIG_CHUNK, 0, cp.end) < 0) ||
+	    copy_run(&cp) < 0)
 		goto out;
+	if (cp.digest && (differs = digest_differs(&cp, p->sv.h.ram_digest, NULL)) != 0) {
+		if (differs > 0)
+			vfy_ram_mismatch(p->src, p->sv.ram_path);
+		goto out;
+	}
 	if (fdatasync(cp.out) < 0) {
 		err_sys(EXIT_FAIL, "syncing %s", tmp);
 		goto out;
@@ -234,6 +295,7 @@ static int provision_ram(struct prov *p)
 	p->ram_bytes = cp.written;
 	rc = fsync_parent(p->ram);
 out:
+	sig_stream_free(cp.digest);
 	if (cp.in >= 0)
 		close(cp.in);
 	if (cp.dout >= 0)
@@ -243,6 +305,49 @@ out:
 	if (tmp[0])
 		unlink(tmp);
 	return rc;
+}
+
+/* The chunk table (image.h) after the stream, as save writes it, from the
+ * hashes of the stream just copied: the true one, whatever the source had
+ * there (none, if it was signed before tables). A device without room for
+ * it goes without (its restores check the whole stream first). */
+static int write_table(struct prov *p)
+{
+	const struct img_header *h = &p->sv.h;
+	uint64_t off = img_table_offset(h), len = img_table_length(h), gap = off - p->end;
+	uint8_t *buf;
+	int rc = 0;
+
+	if (!p->table || !len || h->version == IMG_VERSION_INSTANT)
+		return 0;
+	if (p->t.kind == STOR_BLK && off + len > p->t.size) {
+		log_debug("no room for the chunk table on %s: a restore checks the whole stream first", p->dst);
+		return 0;
+	}
+	if (!(buf = calloc(1, gap + len))) /* the gap after the stream: zeros, as in the source */
+		return err_sys(EXIT_FAIL, "writing the chunk table of %s", p->dst);
+	memcpy(buf + gap, p->table, len);
+	if (pwrite_all(p->t.fd, buf, gap + len, (off_t)p->end) < 0)
+		rc = err_sys(EXIT_FAIL, "writing the chunk table of %s", p->dst);
+	free(buf);
+	p->table_written = rc == 0;
+	return rc;
+}
+
+/* Copy the image after its header, hashing the stream as it is read: a
+ * source whose payload digest differs is refused before the target's
+ * header says complete. */
+static int copy_stream(struct prov *p)
+{
+	const struct img_header *h = &p->sv.h;
+	int differs;
+
+	if (digest_start(&p->cp, h->digest_chunk, h->stream_offset, h->stream_length) < 0 ||
+	    copy_run(&p->cp) < 0)
+		return -1;
+	if ((differs = digest_differs(&p->cp, h->payload_digest, &p->table)) > 0)
+		return vfy_payload_mismatch(p->src);
+	return differs < 0 ? -1 : write_table(p);
 }
 
 static int provision(struct prov *p)
@@ -288,7 +393,7 @@ static int provision(struct prov *p)
 		return -1;
 	p->cp.out = p->t.fd;
 	p->cp.dout = p->t.dfd;
-	if (copy_run(&p->cp) < 0 || commit(p, &h) < 0)
+	if (copy_stream(p) < 0 || commit(p, &h) < 0)
 		return -1;
 	/* The verified RAM file becomes immutable where the kernel offers it. */
 	if (p->sv.h.version == IMG_VERSION_INSTANT && (p->verity = inst_enable_verity(p->ram)) < 0)
@@ -325,8 +430,8 @@ static void report(const struct prov *p, uint64_t total_ms)
 	       p->cp.direct ? ", O_DIRECT" : ", page cache", (double)ms / 1e3,
 	       ms ? (double)written / 1e3 / (double)ms : 0.0, (double)p->cp.ms / 1e3,
 	       (double)p->sync_ms / 1e3);
-	printf("verified: source (%.2f s) and target read back (%.2f s): header, definition, signature (key %s, id %s), payload digest ok\n",
-	       (double)p->sv.digest_ms / 1e3, (double)p->tv.digest_ms / 1e3, p->tv.key_used,
+	printf("verified: source (hashed as copied) and target read back (%.2f s): header, definition, signature (key %s, id %s), payload digest ok\n",
+	       (double)p->tv.digest_ms / 1e3, p->tv.key_used,
 	       fmt_hex(p->tv.h.key_id, 8, hex, sizeof(hex)));
 	if (p->sv.h.version == IMG_VERSION_INSTANT)
 		printf("RAM file %s: %s written (holes kept), digest verified; fs-verity %s\n", p->ram,
@@ -345,6 +450,7 @@ static struct prov *prov_new(const struct conf *c)
 	p->c = c;
 	p->in = -1;
 	p->vo.require_signature = p->vo.verify_payload = true;
+	p->vo.payload_by_caller = true; /* the source's, as it is copied */
 	p->cp.dout = -1;
 	p->cp.cancel = &interrupted;
 	p->t.fd = p->t.dfd = -1;
@@ -391,6 +497,8 @@ int cmd_provision(struct conf *c, int argc, char **argv)
 	else
 		say_outcome(p);
 	stor_close(&p->t);
+	sig_stream_free(p->cp.digest);
+	free(p->table);
 	vfy_free(&p->sv);
 	vfy_free(&p->tv);
 	if (p->in >= 0)

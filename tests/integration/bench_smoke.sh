@@ -35,8 +35,8 @@ check "integrity: signed vs unsigned v3 --bypass-cache, save and restore ratios"
 check "integrity: a signed v2 save to a block device and its verified restore" \
 	bash -c "grep -F '| v2 to a block device' '$out' | grep -qE '^\| [^|]+ \| [^|]+ \| $sec \| [^|]+ \| [1-9][0-9]* \|'"
 has_section() { section "$1" | grep -qE "$2"; }
-check "integrity: provision against cp --sparse=always, with a ratio" \
-	has_section "64M, fully filled: provisioning" "^\| $sec \| $sec \| [0-9.]+×"
+check "integrity: provision (its copy and read-back in ms) against cp --sparse=always, with a ratio" \
+	has_section "64M, fully filled: provisioning" "^\| $sec \| [0-9]+ \| [0-9]+ \| $sec \| [0-9.]+×"
 check "integrity: the power-fail save through watch, against the 10 s deadline" \
 	has_section "64M, fully filled: signed power-fail" "^\| $sec \| [0-9]+ \|.*\| 10000 \| -?[0-9]+ ms; -?[0-9]+ ms"
 if command -v virsh >/dev/null && command -v libvirtd >/dev/null; then

@@ -131,6 +131,18 @@ skip=$(lines gold)
 expect_rc "  ... and restores" 0 vs restore "$ext/kiosk.img"
 check "  ... the guest continues from the saved tick" ticks_continue gold "$saved" "$skip"
 vs stop gold >/dev/null
+# A pair whose RAM file changed since the save: its digest, hashed as the
+# copy reads it, differs; neither file is put in place.
+mkdir "$T/tam" "$ext/p3" && cp --sparse=always "$T/save/gold.img" "$src_ram" "$T/tam/"
+tam_ram=$T/tam/$(basename "$src_ram")
+flip_byte "$tam_ram" $((100 << 20))
+expect_rc "provision of a golden pair whose RAM file changed: exit 3" 3 \
+	vs provision "$T/tam/gold.img" "$ext/p3/kiosk.img"
+check "  ... says RAM file digest mismatch" test "$(tail -n 1 "$T/err")" = \
+	"vmsnap: provision: image $T/tam/gold.img: RAM file digest mismatch: $tam_ram was changed since the save"
+check "  ... nothing left in the target directory (no RAM file, image or temp file)" \
+	test -z "$(ls -A "$ext/p3")"
+rm -rf "$T/tam"
 flip_byte "$dst_ram" $((100 << 20))
 expect_rc "a provisioned pair with a changed RAM page is refused (verify_payload = yes)" 3 vs restore "$ext/kiosk.img"
 # The RAM file's temp name is created O_EXCL|O_NOFOLLOW: a planted symlink is not followed.

@@ -1,6 +1,8 @@
-# provision: factory copies of signed images. The source is verified before
-# any write, holes are kept, the header goes last, the copy is read back and
-# verified; refusals leave the target untouched; an interrupted copy never verifies.
+# provision: factory copies of signed images. The source's header,
+# definition and signature are checked before any write, its payload digest
+# as it is copied (one read); holes are kept, the header goes last, the copy
+# is read back and verified; refusals leave the target untouched; a source
+# that fails its digest or an interrupted copy never leaves a target that verifies.
 . "$(dirname "$0")/../lib.sh"
 
 SEED=41
@@ -48,6 +50,20 @@ for n in 1 2; do
 done
 check "  ... RAM checks out" guest_selfcheck vm1
 
+# The chunk table after the stream (restore checks each chunk against it) is
+# written from the hashes of the stream as copied: a source without one
+# (signed before tables) or with a wrong one gives a copy with the true one.
+end=$(( $(header_u64 "$T/save/g.img" 48) + $(header_u64 "$T/save/g.img" 56) ))
+check "the v3 image has a chunk table after its stream" test "$(stat -c %s "$T/save/g.img")" -gt "$end"
+for how in strip flip; do
+	cp --sparse=always "$T/save/g.img" "$T/t.img"
+	if [ $how = flip ]; then flip_byte "$T/t.img" $(( (end + 4095) / 4096 * 4096 + 40 )); else truncate -s $end "$T/t.img"; fi
+	expect_rc "a source with its chunk table ${how}ped provisions" 0 vs provision "$T/t.img" "$ext/t.img"
+	check "  ... the copy has the true table: the same bytes as the original image" \
+		cmp -s "$T/save/g.img" "$ext/t.img"
+	rm -f "$T/t.img" "$ext/t.img"
+done
+
 # 2. A v2 image onto a block device, every byte written; restore from the device.
 before=$(last_tick vm1)
 expect_rc "v2 save, signed" 0 vs save vm1 "$T/save/v2.img" --format 2
@@ -67,7 +83,8 @@ check "  ... ticks continue (were at $before)" ticks_continue vm1 "$before" "$sk
 check "  ... RAM pattern checks out page for page" dump_check vm1 $SEED
 check "  ... the guest's own RAM check passes" guest_selfcheck vm1
 
-# 3. Refusals, each before a byte of the target is written.
+# 3. Refusals, each before a byte of the target is written (but for a payload
+# digest that differs: it is known only once the copy has read the stream).
 sum=$(md5 "$dev")
 expect_rc "v3 image to a block device: exit 2" 2 vs provision "$T/save/g.img" "$dev"
 check "  ... the save message (regular file, --format 2)" \
@@ -85,15 +102,43 @@ expect_rc "wrong key to a block device: exit 3" 3 vs provision "$T/save/v2.img" 
 untouched "  ... device untouched" "$dev" "$sum"
 expect_rc "right key with --pubkey" 0 vs provision "$T/save/v2.img" "$ext/k.img" --pubkey "$T/trusted/k.pem"
 
-cp "$T/save/v2.img" "$T/tampered.img"
-flip_byte "$T/tampered.img" $(( $(header_u64 "$T/save/v2.img" 48) + (100 << 20) ))
-expect_rc "a payload byte flipped in the source: exit 3" 3 vs provision "$T/tampered.img" "$ext/old.img"
-check "  ... says payload digest mismatch" \
-	err_is "vmsnap: provision: image $T/tampered.img: payload digest mismatch: the QEMU stream was changed or is corrupt"
+# A payload byte flipped in the middle of the stream: the digest, hashed as
+# the copy reads it, differs; the target never says complete.
+# tamper SRC OUT: OUT is SRC with one byte in the middle of its stream flipped.
+tamper() {
+	cp "$1" "$2" && flip_byte "$2" $(( $(header_u64 "$1" 48) + $(header_u64 "$1" 56) / 2 ))
+}
+state() { dd if="$1" bs=1 skip=16 count=4 status=none; } # the header's state word
+tamper "$T/save/v2.img" "$T/tampered.img"
+tsum=$(md5 "$T/tampered.img")
+expect_rc "a payload byte flipped in the middle of the source's stream: exit 3" 3 \
+	vs provision "$T/tampered.img" "$ext/old.img"
+check "  ... says payload digest mismatch, and that the target was not changed" \
+	err_is "vmsnap: provision: image $T/tampered.img: payload digest mismatch: the QEMU stream was changed or is corrupt; $ext/old.img was not changed"
 untouched "  ... target file untouched" "$ext/old.img" "$old"
-expect_rc "  ... same to a block device: exit 3" 3 vs provision "$T/tampered.img" "$dev"
-untouched "  ... device untouched" "$dev" "$sum"
 check "  ... no temp file left" test -z "$(ls -A "$ext" | grep vmsnap-partial)"
+untouched "  ... source untouched" "$T/tampered.img" "$tsum"
+expect_rc "  ... to a new file: exit 3" 3 vs provision "$T/tampered.img" "$ext/new.img"
+check "  ... which is not created" test ! -e "$ext/new.img"
+expect_rc "  ... to a block device: exit 3" 3 vs provision "$T/tampered.img" "$dev"
+check "  ... says so, and that the device holds an unfinished image" \
+	err_is "vmsnap: provision: image $T/tampered.img: payload digest mismatch: the QEMU stream was changed or is corrupt; $dev now holds an unfinished image that will not verify: run provision again"
+check "  ... the device's header says PART (incomplete)" test "$(state "$dev")" = PART
+expect_rc "  ... verify refuses the device: exit 3" 3 vs verify "$dev"
+check "  ... as incomplete" err_is "vmsnap: verify: image $dev is incomplete: its save never finished"
+untouched "  ... source untouched" "$T/tampered.img" "$tsum"
+tamper "$T/save/g.img" "$T/tampered3.img"
+expect_rc "the same for the sparse v3 image (holes hashed as zeros): exit 3" 3 \
+	vs provision "$T/tampered3.img" "$ext/t3.img"
+check "  ... says payload digest mismatch (after the golden image's vmgenid warning)" \
+	test "$(tail -n 1 "$T/err")" = "vmsnap: provision: image $T/tampered3.img: payload digest mismatch: the QEMU stream was changed or is corrupt; $ext/t3.img was not changed"
+check "  ... no target, no temp file" test ! -e "$ext/t3.img" -a -z "$(ls -A "$ext" | grep vmsnap-partial)"
+rm -f "$T/tampered3.img"
+# (the v2 image was restored from this device above: restoring it again would be a replay)
+expect_rc "the untampered image to the same device again" 0 vs provision "$T/save/v2.img" "$dev"
+check "  ... its header says DONE" test "$(state "$dev")" = DONE
+expect_rc "  ... and it verifies" 0 vs verify "$dev"
+sum=$(md5 "$dev")
 
 # The golden flag is signed: setting it without the key is refused.
 cp "$T/save/v2.img" "$T/forged.img"
@@ -119,24 +164,30 @@ small=$(make_loop 64M)
 dd if=/dev/urandom of="$small" bs=1M count=4 status=none
 ssum=$(md5 "$small")
 expect_rc "a device smaller than the image: exit 2" 2 vs provision "$T/save/v2.img" "$small"
+# What the device must hold: up to the end of the stream (the chunk table after it is optional).
+need=$(( $(header_u64 "$T/save/v2.img" 48) + $(header_u64 "$T/save/v2.img" 56) ))
 check "  ... names both sizes" \
-	err_names "^vmsnap: provision: target $small holds 67108864 bytes (64.00 MiB), but image $T/save/v2.img is $len bytes (.* MiB): use a larger device$"
+	err_names "^vmsnap: provision: target $small holds 67108864 bytes (64.00 MiB), but image $T/save/v2.img is $need bytes (.* MiB): use a larger device$"
 untouched "  ... device untouched" "$small" "$ssum"
+tight=$(make_loop $(( (need + 4095) / 4096 * 4096 )))
+expect_rc "a device with room for the stream but not its chunk table: provisioned without it" 0 \
+	vs provision "$T/save/v2.img" "$tight"
+expect_rc "  ... and it verifies" 0 vs verify "$tight"
 
 # 4. Interrupted copies of a bigger image never leave a target that verifies.
 vs stop vm1 >/dev/null
 start_guest big 1G 43 100 || fail "the 1 GiB guest did not boot"
 expect_rc "1 GiB fully filled v2 save, signed" 0 vs save big "$T/save/big.img" --format 2
 # provision_killed SIGNAL TARGET: start a provision and send it SIGNAL once it
-# has written 32 MiB (wchar in /proc/PID/io: after it verified the source,
-# which under load takes far more than 10 s); its exit status is in $killed_rc.
+# has written 32 MiB (wchar in /proc/PID/io: under load, far more than 10 s
+# after it starts); its exit status is in $killed_rc.
 wrote() { awk '$1 == "wchar:" { print $2 }' "/proc/$1/io" 2>/dev/null; }
 wrote_32m_or_ended() { [ "$(wrote "$1")" -gt $((32 << 20)) ] 2>/dev/null || ! kill -0 "$1" 2>/dev/null; }
 provision_killed() {
 	local pid
 	"$VMSNAP" --config "$T/vmsnap.conf" provision "$T/save/big.img" "$2" >"$T/out" 2>"$T/err" &
 	pid=$!
-	WAIT_STEP=0.01 wait_until 120 wrote_32m_or_ended $pid # the source is verified first
+	WAIT_STEP=0.01 wait_until 120 wrote_32m_or_ended $pid
 	kill -0 $pid 2>/dev/null || echo "# provision ended before the signal"
 	kill -"$1" $pid 2>/dev/null
 	wait $pid
