@@ -1,5 +1,6 @@
 /* verify: everything checked before QEMU reads a byte of an image: header,
- * state, embedded definition, signature per policy, payload digest. Shared
+ * state, embedded definition, signature per policy, payload digest (with a
+ * chunk table, partly as QEMU loads it: vfy_split_*). Shared
  * by restore, verify, resume and provision so the rules exist once. */
 #ifndef VMSNAP_VERIFY_H
 #define VMSNAP_VERIFY_H
