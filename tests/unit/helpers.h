@@ -75,6 +75,22 @@ static inline void tu_rmtree(const char *path)
 }
 
 /* dir/name into buf (4096 bytes). */
+/* A test file's temporary directory, tu_dir: made by tu_dir_setup and
+ * removed by tu_dir_teardown (a cmocka group's or a test's setup/teardown). */
+static char tu_dir[64] __attribute__((unused));
+static inline int tu_dir_setup(void **s)
+{
+	(void)s;
+	tu_mkdtemp(tu_dir);
+	return 0;
+}
+static inline int tu_dir_teardown(void **s)
+{
+	(void)s;
+	tu_rmtree(tu_dir);
+	return 0;
+}
+
 static inline char *tu_path(char *buf, const char *dir, const char *name)
 {
 	if (snprintf(buf, 4096, "%s/%s", dir, name) >= 4096)

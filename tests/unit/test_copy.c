@@ -8,22 +8,6 @@
 
 #define MIB (1u << 20)
 
-static char dir[64];
-
-static int setup(void **s)
-{
-	(void)s;
-	tu_mkdtemp(dir);
-	return 0;
-}
-
-static int teardown(void **s)
-{
-	(void)s;
-	tu_rmtree(dir);
-	return 0;
-}
-
 /* 13 MiB + 777 bytes: data, a 4 MiB hole, data over more than two copy
  * blocks, a hole to the end; every all-zero 4 KiB block left a hole. */
 static uint8_t *source(const char *name, size_t *n, int *fd)
@@ -38,7 +22,7 @@ static uint8_t *source(const char *name, size_t *n, int *fd)
 		b[i] = (uint8_t)(i * 131 + (i >> 12) + 1);
 	memset(b + 5 * MIB + 100, 0, 4 * MIB - 100);
 	memset(b + 12 * MIB + 4096, 0, *n - 12 * MIB - 4096);
-	*fd = open(tu_path(path, dir, name), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	*fd = open(tu_path(path, tu_dir, name), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	assert_true(*fd >= 0);
 	for (size_t off = 0; off < *n; off += 4096) {
 		static const uint8_t zero[4096];
@@ -61,7 +45,7 @@ static int copy_hashed(int in, size_t n, bool sparse, uint32_t chunk, uint64_t d
 			  .what = "test", .src = "src", .dst = "dst", .dig_off = dig_off,
 			  .dig_end = dig_end };
 
-	c.out = open(tu_path(path, dir, "dst"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	c.out = open(tu_path(path, tu_dir, "dst"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	assert_true(c.out >= 0);
 	assert_int_equal(ftruncate(c.out, (off_t)n), 0);
 	assert_non_null(c.digest = sig_stream_new(chunk));
@@ -153,10 +137,10 @@ static void test_only_bytes_in_the_region_count(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_digest_of_the_copy_equals_the_sources, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_the_target_holds_the_sources_bytes_and_holes, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_only_bytes_in_the_region_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_digest_of_the_copy_equals_the_sources, tu_dir_setup, tu_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_the_target_holds_the_sources_bytes_and_holes,
+						tu_dir_setup, tu_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_only_bytes_in_the_region_count, tu_dir_setup, tu_dir_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

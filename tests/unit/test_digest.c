@@ -8,22 +8,6 @@
 
 #define CHUNK 4096u
 
-static char dir[64];
-
-static int setup(void **s)
-{
-	(void)s;
-	tu_mkdtemp(dir);
-	return 0;
-}
-
-static int teardown(void **s)
-{
-	(void)s;
-	tu_rmtree(dir);
-	return 0;
-}
-
 /* The format (sign_digest.c): SHA-256("vmsnap-payload-v1\0", chunk LE64,
  * length LE64, SHA-256 of each chunk in order), computed from memory. */
 static void reference(const uint8_t *data, uint64_t len, uint32_t chunk, uint8_t out[SIG_HASH])
@@ -65,7 +49,7 @@ static int write_file(const char *name, const uint8_t *b, size_t n, bool sparse)
 {
 	static const uint8_t zero[4096];
 	char path[4096];
-	int fd = open(tu_path(path, dir, name), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	int fd = open(tu_path(path, tu_dir, name), O_RDWR | O_CREAT | O_TRUNC, 0644);
 
 	assert_true(fd >= 0);
 	for (size_t off = 0; off < n; off += 4096) {
@@ -352,7 +336,7 @@ static void test_relay_digest_equals_read_back(void **s)
 	size_t put = 0;
 
 	(void)s;
-	fd = open(tu_path(path, dir, "relay.img"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	fd = open(tu_path(path, tu_dir, "relay.img"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	dfd = open(path, O_WRONLY | O_DIRECT);
 	if (dfd < 0)
 		skip(); /* a file system without O_DIRECT */
@@ -398,7 +382,7 @@ static void early_case(bool keep)
 	uint64_t len = (uint64_t)N * EC + 1000, tail = (uint64_t)(N - 2) * EC;
 	uint8_t *b = content(len, NULL, 0, SIZE_MAX), got[SIG_HASH], want[SIG_HASH];
 	char path[4096];
-	int fd = open(tu_path(path, dir, "early"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	int fd = open(tu_path(path, tu_dir, "early"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	struct sig_info in = { 0 };
 	struct sig_early *e;
 
@@ -456,7 +440,7 @@ static void test_early_digest_restricted_to_final_ranges(void **s)
 	uint8_t *b = content(len, NULL, 0, SIZE_MAX), got[SIG_HASH], want[SIG_HASH];
 	struct file_range pages = { OFF + EC, OFF + len };
 	char path[4096];
-	int fd = open(tu_path(path, dir, "early3"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	int fd = open(tu_path(path, tu_dir, "early3"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	struct sig_info in = { 0 };
 	struct sig_early *e;
 
@@ -501,7 +485,7 @@ static void test_chunks_hashed_from_another_source(void **s)
 	/* the file's region [OFF, OFF + len): write it there, and the part
 	 * from in.start on at SRC_OFF of the source */
 	assert_int_equal(pwrite(fd, b, len, OFF), (ssize_t)len);
-	src = open(tu_path(path, dir, "pre.src"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	src = open(tu_path(path, tu_dir, "pre.src"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	assert_true(src >= 0);
 	assert_int_equal(pwrite(src, b + (in.start - OFF), in.end - in.start, SRC_OFF),
 			 (ssize_t)(in.end - in.start));
@@ -541,7 +525,7 @@ static void test_chunks_hashed_ahead(void **s)
 
 	(void)s;
 	assert_int_equal(pwrite(fd, b, len, OFF), (ssize_t)len);
-	src = open(tu_path(path, dir, "ahead.src"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	src = open(tu_path(path, tu_dir, "ahead.src"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	assert_true(src >= 0);
 	assert_int_equal(pwrite(src, b + (in.start - OFF), in.end - in.start, SRC_OFF),
 			 (ssize_t)(in.end - in.start));
@@ -587,5 +571,5 @@ int main(void)
 		cmocka_unit_test(test_chunks_hashed_ahead),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tu_dir_setup, tu_dir_teardown);
 }

@@ -3,22 +3,6 @@
 #include "helpers.h"
 #include "storage.h"
 
-static char dir[64];
-
-static int setup(void **s)
-{
-	(void)s;
-	tu_mkdtemp(dir);
-	return 0;
-}
-
-static int teardown(void **s)
-{
-	(void)s;
-	tu_rmtree(dir);
-	return 0;
-}
-
 static int check(const char *path, int version, enum stor_kind *kind)
 {
 	uint64_t size = 99;
@@ -67,7 +51,7 @@ static void test_new_file_in_existing_directory_is_ok(void **s)
 
 	(void)s;
 	for (int v = 2; v <= 3; v++) {
-		assert_int_equal(check(tu_path(p, dir, "new.img"), v, &kind), 0);
+		assert_int_equal(check(tu_path(p, tu_dir, "new.img"), v, &kind), 0);
 		assert_int_equal(kind, STOR_MISSING);
 	}
 }
@@ -78,7 +62,7 @@ static void test_existing_regular_file_is_ok(void **s)
 	enum stor_kind kind = STOR_OTHER;
 
 	(void)s;
-	tu_write_str(tu_path(p, dir, "old.img"), "old");
+	tu_write_str(tu_path(p, tu_dir, "old.img"), "old");
 	assert_int_equal(check(p, 3, &kind), 0);
 	assert_int_equal(kind, STOR_REG);
 }
@@ -89,7 +73,7 @@ static void test_missing_directory_is_usage_error(void **s)
 	enum stor_kind kind;
 
 	(void)s;
-	tu_path(d, dir, "nodir");
+	tu_path(d, tu_dir, "nodir");
 	assert_int_equal(check(tu_path(p, d, "x.img"), 2, &kind), -1);
 	assert_err(EXIT_USAGE, d);
 	/* A file where the directory should be. */
@@ -105,7 +89,7 @@ static void test_fifo_is_refused_for_v2_and_v3(void **s)
 	enum stor_kind kind;
 
 	(void)s;
-	assert_int_equal(mkfifo(tu_path(p, dir, "pipe"), 0600), 0);
+	assert_int_equal(mkfifo(tu_path(p, tu_dir, "pipe"), 0600), 0);
 	for (int v = 2; v <= 3; v++) {
 		assert_int_equal(check(p, v, &kind), -1);
 		assert_int_equal(kind, STOR_OTHER);
@@ -121,7 +105,7 @@ static void test_directory_is_refused(void **s)
 
 	(void)s;
 	for (int v = 2; v <= 3; v++) {
-		assert_int_equal(check(dir, v, &kind), -1);
+		assert_int_equal(check(tu_dir, v, &kind), -1);
 		assert_err(EXIT_USAGE, "a directory");
 	}
 }
@@ -147,8 +131,8 @@ static void test_create_then_commit_moves_temp_into_place(void **s)
 	int fd;
 
 	(void)s;
-	tu_path(p, dir, "vm1.img");
-	tu_path(tmp, dir, ".vm1.img.vmsnap-partial");
+	tu_path(p, tu_dir, "vm1.img");
+	tu_path(tmp, tu_dir, ".vm1.img.vmsnap-partial");
 	assert_int_equal(stor_create(&t, p, false, false), 0);
 	assert_int_equal(t.kind, STOR_REG);
 	assert_string_equal(t.tmp, tmp);
@@ -178,7 +162,7 @@ static void test_commit_replaces_an_older_image(void **s)
 	size_t len;
 
 	(void)s;
-	tu_write_str(tu_path(p, dir, "vm2.img"), "old image");
+	tu_write_str(tu_path(p, tu_dir, "vm2.img"), "old image");
 	assert_int_equal(stor_create(&t, p, false, false), 0);
 	assert_int_equal(stor_commit(&t, hdr), 0);
 	stor_close(&t);
@@ -196,7 +180,7 @@ static void test_discard_keeps_the_older_image(void **s)
 	size_t len;
 
 	(void)s;
-	tu_write_str(tu_path(p, dir, "vm3.img"), "old image");
+	tu_write_str(tu_path(p, tu_dir, "vm3.img"), "old image");
 	assert_int_equal(stor_create(&t, p, false, false), 0);
 	assert_int_equal(write(t.fd, "partial junk", 12), 12);
 	assert_int_equal(access(t.tmp, F_OK), 0);
@@ -217,7 +201,7 @@ static void test_second_create_on_same_target_is_busy(void **s)
 	struct stat st;
 
 	(void)s;
-	tu_path(p, dir, "vm4.img");
+	tu_path(p, tu_dir, "vm4.img");
 	assert_int_equal(stor_create(&a, p, false, false), 0);
 	assert_int_equal(write(a.fd, "first", 5), 5);
 	strcpy(tmp, a.tmp);
@@ -244,8 +228,8 @@ static void test_foreign_or_linked_temp_file_is_refused(void **s)
 	size_t len;
 
 	(void)s;
-	tu_path(p, dir, "vm5.img");
-	tu_path(tmp, dir, ".vm5.img.vmsnap-partial");
+	tu_path(p, tu_dir, "vm5.img");
+	tu_path(tmp, tu_dir, ".vm5.img.vmsnap-partial");
 	tu_write_str(tmp, "planted");
 	assert_int_equal(chown(tmp, 65534, 65534), 0);
 	assert_int_equal(chmod(tmp, 0666), 0);
@@ -256,7 +240,7 @@ static void test_foreign_or_linked_temp_file_is_refused(void **s)
 	assert_int_equal(stat(tmp, &st), 0); /* left alone: not ours to remove */
 	assert_int_equal(st.st_size, 7);
 	unlink(tmp);
-	tu_write_str(tu_path(victim, dir, "victim"), "precious");
+	tu_write_str(tu_path(victim, tu_dir, "victim"), "precious");
 	assert_int_equal(link(victim, tmp), 0);
 	assert_int_equal(stor_create(&t, p, false, false), -1);
 	assert_err(EXIT_FAIL, "hard links");
@@ -283,7 +267,7 @@ static void test_directory_writable_by_others_is_refused(void **s)
 	struct stor_target t;
 
 	(void)s;
-	tu_path(d, dir, "pub");
+	tu_path(d, tu_dir, "pub");
 	assert_int_equal(mkdir(d, 0777), 0);
 	assert_int_equal(chmod(d, 0777), 0);
 	tu_path(p, d, "x.img");
@@ -310,8 +294,8 @@ static void test_other_users_symlink_target_is_refused(void **s)
 	size_t len;
 
 	(void)s;
-	tu_write_str(tu_path(victim, dir, "victim2"), "precious");
-	assert_int_equal(symlink(victim, tu_path(p, dir, "link.img")), 0);
+	tu_write_str(tu_path(victim, tu_dir, "victim2"), "precious");
+	assert_int_equal(symlink(victim, tu_path(p, tu_dir, "link.img")), 0);
 	assert_int_equal(lchown(p, 65534, 65534), 0);
 	err_clear();
 	assert_int_equal(stor_create(&t, p, false, false), -1);
@@ -335,7 +319,7 @@ static void test_open_image_refuses_fifo_without_blocking(void **s)
 	int fd = -1;
 
 	(void)s;
-	assert_int_equal(mkfifo(tu_path(p, dir, "fifo.img"), 0600), 0);
+	assert_int_equal(mkfifo(tu_path(p, tu_dir, "fifo.img"), 0600), 0);
 	alarm(10); /* the old code hung here in open() */
 	err_clear();
 	assert_int_equal(stor_open_image(p, &fd, &size), -1);
@@ -366,5 +350,5 @@ int main(void)
 		cmocka_unit_test(test_other_users_symlink_target_is_refused),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tu_dir_setup, tu_dir_teardown);
 }
