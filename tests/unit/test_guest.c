@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define PORT "-device virtio-serial\n-device virtserialport,chardev=vmsnap-qga,name=org.qemu.guest_agent.0\n"
 
