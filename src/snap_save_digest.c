@@ -165,15 +165,7 @@ static int read_back(struct save *s, struct sig_info *in)
  * without (its restores check the whole stream first). */
 static int write_table(struct save *s, const uint8_t *table)
 {
-	uint64_t end = img_table_offset(&s->h) + img_table_length(&s->h);
-
-	if (s->t.kind == STOR_BLK && end > s->t.size) {
-		log_debug("no room for the chunk table on %s: a restore checks the whole stream first", s->t.path);
-		return 0;
-	}
-	if (pwrite_all(s->t.fd, table, img_table_length(&s->h), img_table_offset(&s->h)) < 0)
-		return err_sys(EXIT_FAIL, "writing the chunk table of %s", s->t.path);
-	return 0;
+	return stor_write_table(&s->t, &s->h, table, s->h.stream_offset + s->h.stream_length) < 0 ? -1 : 0;
 }
 
 /* The payload digest of the stream just written. Hashed in flight by the

@@ -230,6 +230,26 @@ int stor_sync_wait(struct stor_target *t)
 	return errno ? err_sys(EXIT_FAIL, "syncing %s", t->path) : 0;
 }
 
+int stor_write_table(struct stor_target *t, const struct img_header *h, const uint8_t *table,
+		     uint64_t from)
+{
+	uint64_t off = img_table_offset(h), len = img_table_length(h), gap = off - from;
+	uint8_t *buf;
+	int rc = 1;
+
+	if (t->kind == STOR_BLK && off + len > t->size) {
+		log_debug("no room for the chunk table on %s: a restore checks the whole stream first", t->path);
+		return 0;
+	}
+	if (!(buf = calloc(1, gap + len)))
+		return err_sys(EXIT_FAIL, "writing the chunk table of %s", t->path);
+	memcpy(buf + gap, table, len);
+	if (pwrite_all(t->fd, buf, gap + len, (off_t)from) < 0)
+		rc = err_sys(EXIT_FAIL, "writing the chunk table of %s", t->path);
+	free(buf);
+	return rc;
+}
+
 int stor_seal(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE])
 {
 	if (stor_sync_wait(t) < 0)

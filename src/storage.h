@@ -37,6 +37,12 @@ int stor_create(struct stor_target *t, const char *path, bool direct, bool insis
 /* Make everything durable with header (state complete) written last, then
  * move the file into place. */
 int stor_commit(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE]);
+/* The chunk table (image.h) of h after its stream, the bytes from `from`
+ * (the end of what was written) up to it zeroed: 1 written, 0 a device
+ * without room for it (its restores check the whole stream first), -1
+ * error. Synced by the commit, before the complete header. */
+int stor_write_table(struct stor_target *t, const struct img_header *h, const uint8_t *table,
+		     uint64_t from);
 /* stor_commit in two steps, so the image can be checked in between:
  * seal (data synced, header written and synced), place (rename, directory synced). */
 int stor_seal(struct stor_target *t, const uint8_t header[IMG_HEADER_SIZE]);

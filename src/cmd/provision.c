@@ -314,24 +314,13 @@ out:
 static int write_table(struct prov *p)
 {
 	const struct img_header *h = &p->sv.h;
-	uint64_t off = img_table_offset(h), len = img_table_length(h), gap = off - p->end;
-	uint8_t *buf;
-	int rc = 0;
+	int rc;
 
-	if (!p->table || !len || h->version == IMG_VERSION_INSTANT)
+	if (!p->table || !img_table_length(h) || h->version == IMG_VERSION_INSTANT)
 		return 0;
-	if (p->t.kind == STOR_BLK && off + len > p->t.size) {
-		log_debug("no room for the chunk table on %s: a restore checks the whole stream first", p->dst);
-		return 0;
-	}
-	if (!(buf = calloc(1, gap + len))) /* the gap after the stream: zeros, as in the source */
-		return err_sys(EXIT_FAIL, "writing the chunk table of %s", p->dst);
-	memcpy(buf + gap, p->table, len);
-	if (pwrite_all(p->t.fd, buf, gap + len, (off_t)p->end) < 0)
-		rc = err_sys(EXIT_FAIL, "writing the chunk table of %s", p->dst);
-	free(buf);
-	p->table_written = rc == 0;
-	return rc;
+	rc = stor_write_table(&p->t, h, p->table, p->end);
+	p->table_written = rc > 0;
+	return rc < 0 ? -1 : 0;
 }
 
 /* Copy the image after its header, hashing the stream as it is read: a
