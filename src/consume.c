@@ -11,6 +11,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,13 +79,27 @@ static int store_open(const struct conf *c, bool create, int *dfd)
 	return *dfd < 0 ? err_sys(EXIT_FAIL, "%s", path) : 1;
 }
 
-static int parse_hex(const char *s, uint8_t *out, size_t n)
+static int nibble(char c)
 {
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* "CREATED HEXID": a decimal, one space, 2n lower-case hex digits. */
+static int parse_line(const char *l, unsigned long long *created, uint8_t *out, size_t n)
+{
+	char *end;
+
+	if (*l < '0' || *l > '9')
+		return -1;
+	errno = 0;
+	*created = strtoull(l, &end, 10);
+	if (errno || *end++ != ' ' || strlen(end) != 2 * n)
+		return -1;
 	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+		int hi = nibble(end[2 * i]), lo = nibble(end[2 * i + 1]);
+		if (hi < 0 || lo < 0)
 			return -1;
-		out[i] = (uint8_t)v;
+		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
 }
@@ -92,7 +107,7 @@ static int parse_hex(const char *s, uint8_t *out, size_t n)
 /* Read VM name's record; a missing one is empty. Lines: "CREATED HEXID". */
 static int record_load(int dfd, const char *name, struct record *r)
 {
-	char buf[IDS_MAX * 96], hex[2 * SIG_HASH + 1];
+	char buf[IDS_MAX * 96];
 	unsigned long long created;
 	struct stat st;
 	ssize_t len;
@@ -109,8 +124,7 @@ static int record_load(int dfd, const char *name, struct record *r)
 	close(fd);
 	buf[len] = 0;
 	for (char *save, *l = strtok_r(buf, "\n", &save); l && r->n < IDS_MAX; l = strtok_r(NULL, "\n", &save)) {
-		if (sscanf(l, "%llu %64s", &created, hex) != 2 || strlen(hex) != 2 * SIG_HASH ||
-		    parse_hex(hex, r->ids[r->n], SIG_HASH) < 0)
+		if (parse_line(l, &created, r->ids[r->n], SIG_HASH) < 0)
 			return err_set(EXIT_FAIL, "consumption record of VM '%s' is corrupt: remove it (the next restore of each image is then allowed once more)", name);
 		r->mark = created;
 		r->n++;

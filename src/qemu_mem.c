@@ -4,13 +4,14 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 int qemu_mem_open(struct qmp *q, pid_t pid, struct qemu_mem *m)
 {
 	static const char *const at[] = { "gpa2hva 0", "gpa2hva 0x40000000" };
-	char path[64], *name;
+	char path[64], *name, *end;
 	unsigned long long hva;
 	uint8_t probe;
 	cJSON *args, *r;
@@ -23,10 +24,12 @@ int qemu_mem_open(struct qmp *q, pid_t pid, struct qemu_mem *m)
 			return -1;
 		/* "Host virtual address for 0x0 (pc.ram) is 0x7fa7c3e00000" */
 		if (cJSON_IsString(r) && (name = strchr(r->valuestring, '(')) &&
-		    sscanf(name, "(%63[^)]) is 0x%llx", m->block, &hva) == 2)
+		    (end = strstr(++name, ") is 0x")) && end > name &&
+		    (size_t)(end - name) < sizeof(m->block) && (hva = strtoull(end + 7, NULL, 16))) {
+			memcpy(m->block, name, (size_t)(end - name));
+			m->block[end - name] = 0;
 			m->at = hva;
-		else
-			m->block[0] = 0;
+		}
 		cJSON_Delete(r);
 	}
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);

@@ -222,8 +222,10 @@ uint64_t mem_available(void)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+		if (!strncmp(line, "MemAvailable:", 13)) {
+			kb = strtoull(line + 13, NULL, 10);
 			break;
+		}
 	fclose(f);
 	return (uint64_t)kb * 1024;
 }
