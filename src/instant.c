@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,10 +38,10 @@ static int parse_mem(const char *val, const char *origin, uint64_t *size)
 	return 0;
 }
 
-int inst_ram_size(const struct vm_def *d, const char *origin, uint64_t *size)
+/* The first option of d that brings its own memory backend (or NUMA
+ * memory), or -1. */
+static int own_backend(const struct vm_def *d)
 {
-	bool have = false;
-
 	for (int i = 0; i < d->argc; i++) {
 		const char *o = d->argv[i], *v = i + 1 < d->argc ? d->argv[i + 1] : "";
 		if (o[1] == '-')
@@ -49,9 +50,24 @@ int inst_ram_size(const struct vm_def *d, const char *origin, uint64_t *size)
 		    (!strcmp(o, "-object") && !strncmp(v, "memory-backend", 14)) ||
 		    ((!strcmp(o, "-machine") || !strcmp(o, "-M")) && strstr(v, "memory-backend")) ||
 		    (!strcmp(o, "-numa") && strstr(v, "memdev")))
-			return err_set(EXIT_USAGE,
-				       "%s: %s %s: in instant mode vmsnap provides the memory backend; remove it",
-				       origin, d->argv[i], v);
+			return i;
+	}
+	return -1;
+}
+
+int inst_ram_size(const struct vm_def *d, const char *origin, uint64_t *size)
+{
+	int own = own_backend(d);
+	bool have = false;
+
+	if (own >= 0)
+		return err_set(EXIT_USAGE,
+			       "%s: %s %s: in instant mode vmsnap provides the memory backend; remove it",
+			       origin, d->argv[own], own + 1 < d->argc ? d->argv[own + 1] : "");
+	for (int i = 0; i < d->argc; i++) {
+		const char *o = d->argv[i], *v = i + 1 < d->argc ? d->argv[i + 1] : "";
+		if (o[1] == '-')
+			o++;
 		if (!strcmp(o, "-m")) {
 			if (parse_mem(v, origin, size) < 0)
 				return -1;
@@ -89,9 +105,9 @@ int inst_fresh(const char *path, uint64_t size)
 }
 
 /* -object (already in a->object) and the -machine option that uses it. */
-static void fill_argv(struct inst_args *a)
+static void fill_argv(struct inst_args *a, const char *id)
 {
-	snprintf(a->machine, sizeof(a->machine), "memory-backend=" INST_BACKEND_ID);
+	snprintf(a->machine, sizeof(a->machine), "memory-backend=%s", id);
 	a->argv[0] = "-object";
 	a->argv[1] = a->object;
 	a->argv[2] = "-machine";
@@ -124,7 +140,7 @@ int inst_args(struct inst_args *a, const char *path, uint64_t size, bool private
 	snprintf(a->object, sizeof(a->object),
 		 "memory-backend-file,id=" INST_BACKEND_ID ",mem-path=%s,size=%llu,%s", esc,
 		 (unsigned long long)size, private ? "share=off,readonly=on,rom=off" : "share=on");
-	fill_argv(a);
+	fill_argv(a, INST_BACKEND_ID);
 	return 0;
 }
 
@@ -144,7 +160,45 @@ void inst_args_anon(struct inst_args *a, uint64_t size)
 {
 	snprintf(a->object, sizeof(a->object), "memory-backend-ram,id=" INST_BACKEND_ID ",size=%llu",
 		 (unsigned long long)size);
-	fill_argv(a);
+	fill_argv(a, INST_BACKEND_ID);
+}
+
+bool inst_plain_ram(const struct vm_def *d, uint64_t size)
+{
+	uint64_t m;
+	bool ok = inst_ram_size(d, "", &m) == 0 && m == size;
+
+	err_clear();
+	return ok;
+}
+
+/* A RAM block id as the one word of an option value. */
+static bool id_ok(const char *id)
+{
+	size_t n = strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+
+	return n && !id[n] && n < 48;
+}
+
+int inst_args_memfd(struct inst_args *a, const char *id, uint64_t size)
+{
+	int fd;
+
+	if (!id_ok(id))
+		return err_set(EXIT_FAIL, "RAM block id '%s': not one QEMU option word", id);
+	/* Without MFD_CLOEXEC: QEMU inherits it and opens /proc/self/fd/N. */
+	fd = memfd_create("vmsnap-ram", 0);
+	if (fd < 0)
+		return err_sys(EXIT_FAIL, "guest RAM (memfd)");
+	if (ftruncate(fd, (off_t)size) < 0) {
+		close(fd);
+		return err_sys(EXIT_FAIL, "guest RAM (memfd of %llu bytes)", (unsigned long long)size);
+	}
+	snprintf(a->object, sizeof(a->object),
+		 "memory-backend-file,id=%s,mem-path=/proc/self/fd/%d,size=%llu,share=on", id, fd,
+		 (unsigned long long)size);
+	fill_argv(a, id);
+	return fd;
 }
 
 int inst_resolve(const struct img_header *h, const char *image, char *out, size_t size)

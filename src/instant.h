@@ -37,6 +37,14 @@ int inst_args_fd(struct inst_args *a, int fd, uint64_t size);
 /* The same backend id in anonymous memory: restoring, with its RAM in the
  * stream, a VM that ran on vmsnap's backend (the RAM block's name must match). */
 void inst_args_anon(struct inst_args *a, uint64_t size);
+/* True if d leaves the RAM to QEMU (no backend, memory path or NUMA memory
+ * of its own) and asks for exactly size bytes with a plain -m. */
+bool inst_plain_ram(const struct vm_def *d, uint64_t size);
+/* The RAM as QEMU's block named id (the machine's default RAM id, so that
+ * the stream's pages land in it) in a new memfd of size bytes that vmsnap
+ * holds too (returned; QEMU inherits it, shared): what QEMU loads there can
+ * be read back without going through QEMU's address space. -1, err set. */
+int inst_args_memfd(struct inst_args *a, const char *id, uint64_t size);
 
 /* How the VM behind q holds its RAM: INST_SHARED (instant mode, its RAM
  * file in path), INST_PRIVATE (vmsnap's backend mapped privately: running

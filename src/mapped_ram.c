@@ -42,11 +42,16 @@ static void block_id(struct block *b, const uint8_t *buf, size_t h)
 	}
 }
 
+uint64_t mr_bitmap_len(uint64_t used, uint64_t page)
+{
+	return (used / page + 63) / 64 * 8;
+}
+
 /* The MappedRamHeader at file offset at, held in h (the 8 bytes before it
  * are the block's length): true if it is one, for a stream ending at end. */
 static bool header_at(const uint8_t *h, uint64_t at, uint64_t end, struct block *b)
 {
-	uint64_t n_pages, bitmap_len;
+	uint64_t bitmap_len;
 
 	b->used = be(h - 8, 8);
 	b->page = be(h + 4, 8);
@@ -55,8 +60,7 @@ static bool header_at(const uint8_t *h, uint64_t at, uint64_t end, struct block 
 	if (be(h, 4) != 1 || b->page < 512 || b->page > (1u << 16) || (b->page & (b->page - 1)) ||
 	    b->bitmap != at + MR_HDR || !b->used || b->used % b->page || b->pages % b->page)
 		return false;
-	n_pages = b->used / b->page;
-	bitmap_len = (n_pages + 63) / 64 * 8;
+	bitmap_len = mr_bitmap_len(b->used, b->page);
 	return b->pages >= b->bitmap + bitmap_len && b->pages <= end && b->used <= end - b->pages;
 }
 
@@ -103,7 +107,7 @@ int mr_pages_regions(int fd, uint64_t off, uint64_t len, struct file_range *r, i
 	return mr_blocks(fd, off, len, r, NULL, max);
 }
 
-int mr_blocks(int fd, uint64_t off, uint64_t len, struct file_range *r, char (*ids)[MR_ID_MAX],
+int mr_blocks(int fd, uint64_t off, uint64_t len, struct file_range *r, struct mr_info *info,
 	      int max)
 {
 	uint64_t end = off + len;
@@ -115,8 +119,11 @@ int mr_blocks(int fd, uint64_t off, uint64_t len, struct file_range *r, char (*i
 	do {
 		if (n == max)
 			break;
-		if (ids)
-			memcpy(ids[n], b.id, MR_ID_MAX);
+		if (info) {
+			memcpy(info[n].id, b.id, MR_ID_MAX);
+			info[n].page = b.page;
+			info[n].bitmap = b.bitmap;
+		}
 		r[n++] = (struct file_range){ b.pages, b.pages + b.used };
 		k = next_block(fd, b.pages + b.used, end, &b, &next);
 		b = next;

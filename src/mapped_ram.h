@@ -20,9 +20,17 @@
  * directly after the pages of the one before, until a header does not check
  * out. Returns the count (0: none recognised), or -1 on a read error. */
 int mr_pages_regions(int fd, uint64_t off, uint64_t len, struct file_range *r, int max);
-/* The same, and each block's id ("pc.ram") into ids (max of them). */
+/* The same, and for each block its id ("pc.ram"), page size and bitmap
+ * (file offset; mr_bitmap_len bytes, host-endian longs: bit i set means
+ * page i is in the file, a clear bit a page QEMU leaves as it is) into info
+ * (max of them). */
 #define MR_ID_MAX 64
-int mr_blocks(int fd, uint64_t off, uint64_t len, struct file_range *r, char (*ids)[MR_ID_MAX],
+struct mr_info {
+	char id[MR_ID_MAX];
+	uint64_t page, bitmap;
+};
+int mr_blocks(int fd, uint64_t off, uint64_t len, struct file_range *r, struct mr_info *info,
 	      int max);
+uint64_t mr_bitmap_len(uint64_t used, uint64_t page);
 
 #endif

@@ -11,7 +11,6 @@
 #include "instant.h"
 #include "log.h"
 #include "mig.h"
-#include "qemu_mem.h"
 #include "qmp.h"
 #include "relay.h"
 #include "sign.h"
@@ -74,11 +73,8 @@ static void note_digest(const struct vfy_result *v, struct restore_result *res)
 		return;
 	res->digest.bytes = v->digest_bytes;
 	res->digest.read = v->digest_read;
-	res->digest.memory = v->digest_memory;
 	res->digest.ms = v->digest_ms;
-	res->digest.from = v->digest_memory		    ? "memory"
-			   : v->split && v->h.version == 2 ? "in flight"
-							    : "image";
+	res->digest.from = v->in_flight ? "in flight" : "image";
 	res->t.digest = v->digest_ms;
 }
 
@@ -152,6 +148,8 @@ static int open_direct(const char *path, bool insisted, int *dfd)
 /* What a restore holds from the first check to the running guest. */
 struct restore {
 	int fd, dfd;          /* the image; with O_DIRECT, or -1 */
+	int stream_fd;        /* v3, RAM block loaded by vmsnap: the checked copy QEMU loads, or -1 */
+	int ram_fd;           /* then the guest's RAM, a memfd QEMU shares; else -1 */
 	struct vfy_result v;  /* its checked header and definition */
 	struct vm_def d;      /* the definition QEMU runs */
 	int lock;             /* the VM's, once it has a name */
@@ -202,6 +200,29 @@ static int claim_name(struct restore *r)
 	return 0;
 }
 
+/* A v3 image with its chunk table: its main RAM block, when that is the
+ * machine's whole RAM as the definition asks for it, is loaded by vmsnap
+ * into a memfd QEMU then runs on (verify_load.c); here the checked copy of
+ * the rest of the stream that QEMU loads. Otherwise the whole stream is
+ * checked now, before QEMU starts. */
+static int preload(struct restore *r)
+{
+	const struct img_header *h = &r->v.h;
+	uint64_t len;
+	const char *id = vfy_split_block(&r->v, &len);
+	int s = -2;
+
+	if (!id)
+		return 0;
+	if (!(h->flags & IMG_F_RAM_BACKEND) && len == h->ram_size &&
+	    inst_plain_ram(&r->d, h->ram_size) && !getenv("VMSNAP_NO_RAM_LOAD"))
+		s = vfy_load_stream(&r->v, r->fd, r->image);
+	if (s == -2) /* QEMU loads it all: all checked first */
+		return vfy_payload_whole(r->fd, r->image, &r->v);
+	r->stream_fd = s;
+	return s < 0 ? -1 : 0;
+}
+
 /* QEMU waiting for the stream, with the RAM backend the image needs: v4
  * maps the RAM file (resume-once: the guest continues in it; golden: every
  * boot starts from the same pristine file, mapped privately, through the fd
@@ -222,6 +243,11 @@ static int start_qemu(struct restore *r)
 	} else if (h->flags & IMG_F_RAM_BACKEND) {
 		inst_args_anon(&ia, h->ram_size);
 		extra = ia.argv;
+	} else if (r->stream_fd >= 0) {
+		uint64_t len;
+		if ((r->ram_fd = inst_args_memfd(&ia, vfy_split_block(&r->v, &len), h->ram_size)) < 0)
+			return -1;
+		extra = ia.argv;
 	}
 	/* A golden image's every restore is a new generation of the VM. */
 	if (vm_def_genid(&r->d, r->res->golden, r->res->genid, sizeof(r->res->genid)) < 0)
@@ -234,21 +260,6 @@ static int start_qemu(struct restore *r)
 		return -1;
 	r->res->t.qemu_start = now_ms() - t;
 	return 0;
-}
-
-/* A v3 image checked in two steps (verify_split.c): its main RAM block's
- * pages, now loaded, from QEMU's memory (or, where that cannot be read, the
- * file), before the image is consumed and the guest runs. */
-static int check_loaded(struct restore *r)
-{
-	struct qemu_mem m;
-	int rc;
-
-	if (qemu_mem_open(&r->q, r->pid, &m) < 0)
-		err_clear();
-	rc = vfy_split_finish(&r->v, r->fd, &m, r->image);
-	qemu_mem_close(&m);
-	return rc;
 }
 
 /* The stream into QEMU, then the guest runs (or stays paused). */
@@ -264,12 +275,21 @@ static int resume_guest(struct restore *r)
 	res->direct_io = r->dfd >= 0;
 	res->ram_size = h->ram_size;
 	res->stream_length = h->stream_length;
-	if (load(&r->q, h, r->fd, r->dfd, r->image, res->channels, o->progress,
-		 vfy_split_check(&r->v), &st) < 0)
+	if (r->ram_fd >= 0) { /* the RAM block checked into QEMU's memory, the rest from the copy */
+		if (r->dfd < 0)
+			read_ahead(r->fd, h);
+		if (vfy_load_ram(&r->v, r->dfd >= 0 ? r->dfd : r->fd, r->ram_fd, r->image) < 0 ||
+		    load(&r->q, h, r->stream_fd, -1, r->image, res->channels, o->progress, NULL, &st) < 0)
+			return -1;
+	} else if (load(&r->q, h, r->fd, r->dfd, r->image, res->channels, o->progress,
+			vfy_split_check(&r->v), &st) < 0) {
 		return -1;
+	}
 	res->t.migrate = st.qemu_ms;
-	if (r->v.split && check_loaded(r) < 0)
+	if (vfy_split_check(&r->v) && vfy_split_relayed(&r->v, r->image) < 0)
 		return -1;
+	if (r->v.split && !r->v.payload_checked) /* cannot be: say so rather than run it */
+		return err_set(EXIT_FAIL, "image %s: its payload was not checked", r->image);
 	note_digest(&r->v, res);
 	/* Consumed before the guest runs a single instruction: a crash in
 	 * between then costs a cold start, never a replay against moved-on disks. */
@@ -292,11 +312,11 @@ static int restore_steps(struct restore *r, uint64_t size)
 	if (vfy_image(r->c, r->fd, size, r->image, &vo, &r->v) < 0 ||
 	    admit(r->c, r->image, o, &r->v.h) < 0)
 		return -1;
+	r->res->golden = r->v.h.flags & IMG_F_GOLDEN;
+	if (load_def(r) < 0 || claim_name(r) < 0 || preload(r) < 0)
+		return -1;
 	note_digest(&r->v, r->res);
 	r->warm = load_warm(o, &r->v);
-	r->res->golden = r->v.h.flags & IMG_F_GOLDEN;
-	if (load_def(r) < 0 || claim_name(r) < 0)
-		return -1;
 	/* v3: QEMU's page reads use it; v2: the relay reads aligned blocks with it. */
 	if (o->bypass_cache && r->v.h.version != IMG_VERSION_INSTANT && !r->warm &&
 	    open_direct(r->image, o->insisted, &r->dfd) < 0)
@@ -321,6 +341,10 @@ static void release(struct restore *r, bool failed)
 	vfy_free(&r->v);
 	if (r->dfd >= 0)
 		close(r->dfd);
+	if (r->ram_fd >= 0)
+		close(r->ram_fd);
+	if (r->stream_fd >= 0)
+		close(r->stream_fd);
 	/* --bypass-cache: what the checks read through the cache goes too. */
 	if (r->warm || r->o->bypass_cache)
 		posix_fadvise(r->fd, (off_t)r->v.h.stream_offset, (off_t)r->v.h.stream_length,
@@ -346,7 +370,7 @@ int snap_restore(const struct conf *c, const char *image, const struct restore_o
 		close(fd);
 		return err_sys(EXIT_FAIL, "restoring %s", image);
 	}
-	*r = (struct restore){ .fd = fd, .dfd = -1, .lock = -1, .q = { .fd = -1 },
+	*r = (struct restore){ .fd = fd, .dfd = -1, .stream_fd = -1, .ram_fd = -1, .lock = -1, .q = { .fd = -1 },
 			       .c = c, .image = image, .o = o, .res = res };
 	rc = restore_steps(r, size);
 	if (rc == 0) {

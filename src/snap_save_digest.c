@@ -99,12 +99,12 @@ static void early_keep(struct save *s)
 static struct sig_pre *from_memory(struct save *s, int rfd, bool *ahead)
 {
 	struct file_range r[MR_MAX_BLOCKS];
-	char ids[MR_MAX_BLOCKS][MR_ID_MAX];
+	struct mr_info info[MR_MAX_BLOCKS];
 	struct sig_pre *pre = NULL;
-	int n = mr_blocks(rfd, s->h.stream_offset, s->h.stream_length, r, ids, MR_MAX_BLOCKS);
+	int n = mr_blocks(rfd, s->h.stream_offset, s->h.stream_length, r, info, MR_MAX_BLOCKS);
 
 	for (int i = 0; i < n && !pre; i++) {
-		if (strcmp(ids[i], s->mem.block))
+		if (strcmp(info[i].id, s->mem.block))
 			continue;
 		if (s->ahead && (pre = sig_ahead_take(s->ahead, r[i], s->h.stream_offset,
 						      s->h.stream_length)) && !sig_pre_bytes(pre)) {

@@ -110,16 +110,13 @@ static int check_ram(const char *path, const struct vfy_opts *o, struct vfy_resu
 	return 0;
 }
 
-/* The payload digest: of the whole stream, or (o->split) all but what is
- * checked as QEMU loads it (vfy_split_*). */
-static int check_payload(int fd, uint64_t size, const char *path, const struct vfy_opts *o,
-			 struct vfy_result *r)
+int vfy_payload_whole(int fd, const char *path, struct vfy_result *r)
 {
 	uint8_t d[SIG_HASH];
 	struct sig_info in = { 0 };
 
-	if (o->split && r->h.version != IMG_VERSION_INSTANT && (vfy_split_prepare(fd, size, path, r) < 0 || r->split))
-		return r->split ? 0 : -1;
+	vfy_split_free(r->split);
+	r->split = NULL;
 	if (sig_payload_digest_info(fd, r->h.stream_offset, r->h.stream_length, r->h.digest_chunk,
 				    usable_cpus(), d, &in) < 0)
 		return -1;
@@ -130,6 +127,18 @@ static int check_payload(int fd, uint64_t size, const char *path, const struct v
 		return vfy_payload_mismatch(path);
 	r->payload_checked = true;
 	return 0;
+}
+
+/* The payload digest: of the whole stream, or (o->split) left to the
+ * restore, chunk by chunk as the stream goes to QEMU (vfy_split_*). */
+static int check_payload(int fd, uint64_t size, const char *path, const struct vfy_opts *o,
+			 struct vfy_result *r)
+{
+	if (o->split && r->h.version != IMG_VERSION_INSTANT)
+		vfy_split_prepare(fd, size, r);
+	if (r->split)
+		return 0;
+	return vfy_payload_whole(fd, path, r);
 }
 
 int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,

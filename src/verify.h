@@ -1,6 +1,6 @@
 /* verify: everything checked before QEMU reads a byte of an image: header,
  * state, embedded definition, signature per policy, payload digest (with a
- * chunk table, partly as QEMU loads it: vfy_split_*). Shared
+ * chunk table, chunk by chunk as the restore hands it over: vfy_split_*). Shared
  * by restore, verify, resume and provision so the rules exist once. */
 #ifndef VMSNAP_VERIFY_H
 #define VMSNAP_VERIFY_H
@@ -20,7 +20,7 @@ struct vfy_opts {
 	bool payload_by_caller; /* with verify_payload: the caller hashes the stream (and a
 				   v4 RAM file) as it reads them and compares the digests */
 	bool allow_consumed;    /* inspect/verify report it; restore refuses it */
-	bool split;             /* restore: a v3 RAM block may be checked after the load */
+	bool split;             /* restore: checked chunk by chunk as QEMU gets the stream */
 };
 
 struct vfy_split;
@@ -34,14 +34,15 @@ struct vfy_result {
 	bool payload_checked;
 	uint64_t digest_ms;
 	uint64_t digest_bytes, digest_read; /* the payload digest: covered, read (not holes) */
-	uint64_t digest_memory; /* of them hashed from QEMU's memory after the load (split) */
+	bool in_flight;         /* every chunk checked on its way to QEMU (v2 relay, v3 loaded
+				   by vmsnap) */
 	char ram_path[PATH_MAX];    /* v4: the RAM file, resolved */
 	bool ram_checked;       /* v4: its content digest was checked */
 	int ram_fd;             /* v4: the RAM file checked, read-only (if ram_open) */
 	bool ram_open;
-	/* A v3 image with a chunk table (image.h): all of it checked but its
-	 * main RAM block's pages, which vfy_split_finish checks once QEMU has
-	 * loaded them (verify_split.c). NULL: none, or all checked already. */
+	/* A v2 or v3 image with a chunk table (image.h), to be checked chunk by
+	 * chunk as the restore hands it to QEMU (verify_split.c). NULL: none,
+	 * or all checked already. */
 	struct vfy_split *split;
 };
 
@@ -55,24 +56,39 @@ void vfy_free(struct vfy_result *r);
 int vfy_payload_mismatch(const char *path);
 int vfy_ram_mismatch(const char *path, const char *ram_path);
 
-struct qemu_mem;
-/* verify_split.c. _prepare (from vfy_image): with a chunk table whose root
- * is the signed digest and a v3 stream whose largest RAM block is
- * recognised, every chunk but that block's pages is checked against the
- * table from the file and r->split set; else nothing (the whole stream is
- * checked the usual way). -1: a chunk differs, or a read error. _finish:
- * the block's chunks, hashed from QEMU's memory m where it holds that block
- * (else from the file), compared with the table; a chunk whose memory
- * differs is read from the file (QEMU leaves a page the bitmap does not
- * name as it was). -1 (EXIT_REFUSED): the image differs from what was signed. */
-int vfy_split_prepare(int fd, uint64_t size, const char *path, struct vfy_result *r);
-int vfy_split_finish(struct vfy_result *r, int fd, const struct qemu_mem *m, const char *path);
+/* The whole stream's payload digest, read from fd, compared with the
+ * header's (what vfy_image does without o->split); r->split is dropped. */
+int vfy_payload_whole(int fd, const char *path, struct vfy_result *r);
+/* o->split: a signed v2 or v3 image whose chunk table (image.h) is the
+ * true one (its root is the signed digest) is not hashed by vfy_image:
+ * r->split is set and the restore checks each chunk as it goes to QEMU.
+ * Without such a table, or for a v3 stream whose main RAM block is not
+ * found, r->split stays NULL and the whole stream is checked. */
+void vfy_split_prepare(int fd, uint64_t size, struct vfy_result *r);
 void vfy_split_free(struct vfy_split *sp);
+/* The main RAM block of a v3 split: its id, and its length into *len;
+ * NULL when the image is not checked that way. */
+const char *vfy_split_block(const struct vfy_result *r, uint64_t *len);
+/* A v3 image checked by the split whose main RAM block vmsnap loads itself
+ * (verify_load.c), so that every chunk is checked as it is read, QEMU
+ * parses and copies only checked bytes and the disk is read once.
+ * _stream, before QEMU starts: the stream in a new memfd (returned), each
+ * chunk checked as it is copied, the block's pages left out and its bitmap
+ * cleared so that QEMU loads none of them; -2 (no error) when the image is
+ * not laid out for it, -1 on an error (EXIT_REFUSED: a chunk differs).
+ * _ram, once QEMU runs (its reset done: ROM images written) and before it
+ * loads the stream: the block's pages from fd into ram_fd (QEMU's memory
+ * for the block, shared), each chunk checked where it landed, the pages the
+ * bitmap does not name zeroed; -1 (EXIT_REFUSED: a chunk differs; QEMU
+ * must then go). */
+int vfy_load_stream(struct vfy_result *r, int fd, const char *path);
+int vfy_load_ram(struct vfy_result *r, int fd, int ram_fd, const char *path);
 /* A v2 image with a chunk table: every chunk is checked by the relay as it
  * hands the stream to QEMU (relay.h), nothing before; this is the relay's
- * check (NULL: not such an image), and _finish says whether it saw every
- * chunk. */
+ * check (NULL: not such an image), and _relayed, after the load, whether it
+ * saw every chunk. */
 struct relay_check *vfy_split_check(struct vfy_result *r);
+int vfy_split_relayed(struct vfy_result *r, const char *path);
 
 /* Read just the header and definition, with the header's own checks. */
 int vfy_read(int fd, uint64_t size, const char *path, struct img_header *h, char **def);

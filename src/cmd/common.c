@@ -93,6 +93,11 @@ void cmd_add_digest(cJSON *o, const struct snap_digest *d)
 
 	if (!d->from)
 		return;
+	if (!o && !d->early && !d->memory) {
+		log_debug("payload digest (%s): %llu MiB read and hashed in %llu ms, %.0f MB/s", d->from,
+			  (unsigned long long)(d->read >> 20), (unsigned long long)d->ms, mb_s);
+		return;
+	}
 	if (!o) {
 		log_debug("payload digest (%s): %llu MiB hashed while QEMU wrote, %llu MiB from QEMU's memory, %llu MiB read after in %llu ms, %.0f MB/s",
 			  d->from, (unsigned long long)(d->early >> 20), (unsigned long long)(d->memory >> 20),

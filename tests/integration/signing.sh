@@ -65,9 +65,10 @@ for fmt in 3 2; do
 		"definition digest mismatch: the embedded VM definition is corrupt or was changed" flip_byte "$T/bad.img" 4100
 	tamper "definition changed, its digest forged" "$sigfail" \
 		eval 'flip_byte "$T/bad.img" 4100; rehash_definition "$T/bad.img"'
-	# The payload: its chunk table lets restore check each chunk as QEMU
-	# loads it (v3: the RAM block's from QEMU's memory once loaded; v2: in
-	# the relay, before QEMU gets a byte of it); the guest never runs.
+	# The payload: its chunk table lets restore check each chunk on its way
+	# to QEMU (v3: vmsnap loads the RAM block into the guest's memory itself
+	# and checks each chunk there; v2: in the relay), before QEMU gets a
+	# byte of it; the guest never runs.
 	off=$(( $(header_u64 "$img" 48) + (100 << 20) ))
 	cp "$img" "$T/bad.img"; flip_byte "$T/bad.img" $off
 	expect_rc "v$fmt: one bit in a RAM page of the payload: verify exit 3" 3 vs verify "$T/bad.img"
@@ -100,6 +101,15 @@ cached_little() { # FILE: under 1 MiB of it in the page cache
 	local res; res=$(fincore --bytes --noheadings --output RES "$1")
 	[ "$res" -lt $((1 << 20)) ] || { echo "$res bytes of $1 cached" >&2; return 1; }
 }
+# QEMU of VM $1 holds its RAM block pc.ram in the memfd a verified v3
+# restore created (memory-backend-file over /proc/self/fd/N, shared).
+ram_in_memfd() {
+	local pid n
+	pid=$(pgrep -f "$T/run/$1\\.qmp" | head -n 1) || return 1
+	n=$(tr '\0' '\n' <"/proc/$pid/cmdline" |
+		sed -n 's|^memory-backend-file,id=pc\.ram,mem-path=/proc/self/fd/\([0-9]*\),size=[0-9]*,share=on$|\1|p')
+	[ -n "$n" ] && [ "$(readlink "/proc/$pid/fd/$n")" = "/memfd:vmsnap-ram (deleted)" ]
+}
 # A signed v3 --bypass-cache save keeps direct-io and hashes the main RAM
 # block from QEMU's memory (the VM is stopped: the block's pages region is
 # that memory), a sample of it compared with the file; VMSNAP_NO_MEMORY_DIGEST=1
@@ -128,8 +138,9 @@ for fmt in 3 3nomem 2; do
 		check "  ... relayed with O_DIRECT, each chunk checked on its way to QEMU" \
 			grep -q '"direct_io":true.*"digest_from":"in flight"' "$T/out"
 	else
-		check "  ... QEMU loaded it with direct-io; over 200 MiB checked from QEMU's memory after the load" \
-			grep -qE '"direct_io":true.*"digest_from":"memory","digest_read_bytes":[0-9]{1,8},.*"digest_memory_bytes":[0-9]{9,}' "$T/out"
+		check "  ... read with O_DIRECT, over 200 MiB checked as vmsnap loaded the RAM block" \
+			grep -qE '"direct_io":true.*"digest_from":"in flight","digest_read_bytes":[0-9]{9,}' "$T/out"
+		check "  ... QEMU's RAM is the memfd vmsnap checked it in" ram_in_memfd vm1
 	fi
 	check "  ... nothing of it left in the page cache" cached_little "$img"
 	check "  ... ticks continue (were at $before)" ticks_continue vm1 "$before" "$skip"
@@ -153,8 +164,9 @@ for fmt in 3 3nomem 2; do
 		cp "$img" "$T/bad.img"; flip_byte "$T/bad.img" $(( $(header_u64 "$img" 48) + at ))
 		expect_rc "  ... a byte flipped at stream offset $at: restore exit 3" 3 \
 			vs restore "$T/bad.img" --bypass-cache --name vm2 --again --verbose
-		check "  ... says payload digest mismatch" grep -q "payload digest mismatch: the QEMU stream" "$T/err"
-		check "  ... before QEMU started" not grep -q "starting .*qemu-system" "$T/err"
+		check "  ... names the chunk, before QEMU started" \
+			grep -q "payload digest mismatch at byte $(( $(header_u64 "$img" 48) + at / (1 << 20) * (1 << 20) )): the QEMU stream.*QEMU was not started" "$T/err"
+		check "  ... no QEMU was started" not grep -q "starting .*qemu-system" "$T/err"
 		check "  ... no QEMU left" not pgrep -f "$T/run/vm2"
 	done
 	# A chunk table that does not match (or none: images of older vmsnap)
@@ -170,6 +182,13 @@ for fmt in 3 3nomem 2; do
 		vs stop vm3 >/dev/null 2>&1
 		check "  ... vm3 gone" not pgrep -f "$T/run/vm3"
 	done
+	# A definition that brings its own memory backend keeps it: QEMU loads
+	# the stream itself, after the whole of it was checked.
+	{ cat "$T/vms/vm1.vm"; printf -- '-object memory-backend-ram,id=pc.ram,size=256M\n-machine memory-backend=pc.ram\n'; } >"$T/own.vm"
+	expect_rc "  ... a definition with its own memory backend: restore works" 0 \
+		vs restore "$img" --bypass-cache --json --again --name vm3 --paused --vm-file "$T/own.vm"
+	check "  ... the whole stream checked before QEMU" grep -q '"digest_from":"image"' "$T/out"
+	vs stop vm3 >/dev/null 2>&1
 done
 
 # A signed v2 image on a block device has its chunk table after the stream

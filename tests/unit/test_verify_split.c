@@ -1,21 +1,24 @@
-/* test_verify_split: a v3 stream checked in two steps (verify_split.c): all
- * but its largest RAM block's pages against the chunk table before QEMU
- * starts, those pages after the load, from "QEMU's memory" (here a file
- * holding the block), with the image as the fallback for a chunk whose
- * memory differs. */
+/* test_verify_split: a signed image checked against its chunk table as the
+ * restore hands it to QEMU. v3 (verify_split.c, verify_load.c): QEMU gets a
+ * copy of the stream without the largest RAM block's pages and with its
+ * bitmap cleared, every chunk of it checked before QEMU starts; vmsnap
+ * loads the block's pages into the guest's memory (here a memfd), checking
+ * each chunk where it landed. v2: the relay checks each chunk. */
 #include "helpers.h"
 #include "mr_stream.h"
-#include "qemu_mem.h"
 #include "relay.h"
 #include "verify.h"
 
+#include <sys/mman.h>
+
 char dir[64];
 
+#define BITMAP (OFF + 80 + 1 + 6 + 8 + 28) /* pc.ram's, 256 bytes: 2048 pages */
+
 struct fx {
-	int fd, mem;
+	int fd, ram;
 	uint64_t end, pages[3];
 	struct vfy_result r;
-	struct qemu_mem m;
 };
 
 /* The payload digest of the image as it is now and its chunk table after
@@ -35,22 +38,24 @@ static void sign_payload(struct fx *f)
 static int setup(void **s)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	uint8_t *ram = malloc(8 * MIB);
-	char path[4096];
+	uint8_t *ram = malloc(8 * MIB), ones[256];
 
 	tu_mkdtemp(dir);
 	f->fd = stream("img", f->pages, &f->end);
 	for (uint64_t i = 0; i < 8 * MIB; i++)
 		ram[i] = (uint8_t)(i * 13 + (i >> 12));
-	/* pc.ram's pages in the image, and the same bytes as QEMU's memory */
-	assert_int_equal(pwrite(f->fd, ram, 8 * MIB, f->pages[0]), 8 * MIB);
-	f->mem = open(tu_path(path, dir, "mem"), O_RDWR | O_CREAT | O_TRUNC, 0644);
-	assert_int_equal(pwrite(f->mem, ram, 8 * MIB, 0), 8 * MIB);
+	assert_int_equal(pwrite(f->fd, ram, 8 * MIB, f->pages[0]), 8 * MIB); /* pc.ram's pages */
+	memset(ones, 0xff, sizeof(ones));
+	assert_int_equal(pwrite(f->fd, ones, sizeof(ones), BITMAP), sizeof(ones)); /* all named */
 	free(ram);
 	f->r.h = (struct img_header){ .version = 3, .stream_offset = OFF, .stream_length = f->end - OFF,
-				      .digest_chunk = MIB };
+				      .digest_chunk = MIB, .ram_size = 8 * MIB };
 	sign_payload(f);
-	f->m = (struct qemu_mem){ .fd = f->mem, .at = 0, .block = "pc.ram" };
+	/* The guest's RAM as QEMU leaves it after its reset: a ROM image here and there. */
+	f->ram = memfd_create("ram", MFD_CLOEXEC);
+	assert_int_equal(ftruncate(f->ram, 8 * MIB), 0);
+	assert_int_equal(pwrite(f->ram, "rom image", 9, 4096), 9);
+	assert_int_equal(pwrite(f->ram, "rom image", 9, 5 * MIB), 9);
 	*s = f;
 	return 0;
 }
@@ -61,7 +66,7 @@ static int teardown(void **s)
 
 	vfy_free(&f->r);
 	close(f->fd);
-	close(f->mem);
+	close(f->ram);
 	free(f);
 	tu_rmtree(dir);
 	return 0;
@@ -72,107 +77,141 @@ static uint64_t size(const struct fx *f)
 	return img_table_offset(&f->r.h) + img_table_length(&f->r.h);
 }
 
-static void test_block_checked_from_memory_after_the_rest(void **s)
+/* The guest's RAM equals the image's pages, page by page (those the
+ * bitmap does not name: zero). */
+static void assert_ram_is_image(const struct fx *f, uint64_t unnamed_page)
+{
+	uint8_t *img = malloc(8 * MIB), *ram = malloc(8 * MIB);
+
+	assert_int_equal(pread(f->fd, img, 8 * MIB, (off_t)f->pages[0]), 8 * MIB);
+	assert_int_equal(pread(f->ram, ram, 8 * MIB, 0), 8 * MIB);
+	if (unnamed_page)
+		memset(img + unnamed_page * 4096, 0, 4096);
+	assert_memory_equal(ram, img, 8 * MIB);
+	free(img);
+	free(ram);
+}
+
+static void test_block_loaded_by_vmsnap_qemu_gets_the_rest(void **s)
 {
 	struct fx *f = *s;
+	uint8_t *a = malloc(f->end), *b = malloc(f->end), zero[256] = { 0 };
+	int copy;
 
-	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), 0);
+	vfy_split_prepare(f->fd, size(f), &f->r);
 	assert_non_null(f->r.split);
-	assert_false(f->r.payload_checked); /* not until the block is */
-	assert_int_equal(vfy_split_finish(&f->r, f->fd, &f->m, "img"), 0);
+	assert_false(f->r.payload_checked); /* nothing hashed yet */
+	assert_true((copy = vfy_load_stream(&f->r, f->fd, "img")) >= 0);
+	assert_int_equal(fcntl(copy, F_GETFL) & O_ACCMODE, O_RDONLY); /* as QEMU opens the file */
+	/* the copy: the image but pc.ram's pages (a hole) and its bitmap (cleared) */
+	assert_int_equal(pread(f->fd, a, f->end, 0), (ssize_t)f->end);
+	assert_int_equal(pread(copy, b, f->end, 0), (ssize_t)f->end);
+	assert_memory_equal(b + OFF, a + OFF, BITMAP - OFF);
+	assert_memory_equal(b + BITMAP, zero, sizeof(zero));
+	assert_memory_equal(b + BITMAP + 256, a + BITMAP + 256, f->pages[0] - BITMAP - 256);
+	for (uint64_t i = 0; i < 8 * MIB; i += 4096)
+		assert_memory_equal(b + f->pages[0] + i, zero, 256);
+	assert_memory_equal(b + f->pages[1], a + f->pages[1], f->end - f->pages[1]);
+	close(copy);
+	assert_false(f->r.payload_checked);
+	assert_int_equal(vfy_load_ram(&f->r, f->fd, f->ram, "img"), 0);
 	assert_true(f->r.payload_checked);
-	assert_int_equal(f->r.digest_memory, 7 * MIB); /* the block's whole chunks */
+	assert_true(f->r.in_flight);
+	assert_ram_is_image(f, 0); /* the ROM images overwritten, the edge chunks' parts too */
+	free(a);
+	free(b);
 }
 
-/* A page QEMU left as it was (the bitmap does not name it) differs in
- * memory: that chunk is read from the image, which is as signed. */
-static void test_memory_differing_from_a_true_image_passes(void **s)
+/* A page the bitmap does not name is zero in the guest, whatever the
+ * image or QEMU's reset left there. */
+static void test_unnamed_pages_are_zero(void **s)
 {
 	struct fx *f = *s;
+	uint8_t bits = 0xfd; /* page 1 not named */
+	int copy;
 
-	assert_int_equal(pwrite(f->mem, "x", 1, 3 * MIB + 5), 1);
-	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), 0);
-	assert_int_equal(vfy_split_finish(&f->r, f->fd, &f->m, "img"), 0);
-	assert_true(f->r.payload_checked);
+	assert_int_equal(pwrite(f->fd, &bits, 1, BITMAP), 1);
+	sign_payload(f);
+	vfy_split_prepare(f->fd, size(f), &f->r);
+	assert_true((copy = vfy_load_stream(&f->r, f->fd, "img")) >= 0);
+	close(copy);
+	assert_int_equal(vfy_load_ram(&f->r, f->fd, f->ram, "img"), 0);
+	assert_ram_is_image(f, 1);
 }
 
-static void test_a_changed_page_is_found_after_the_load(void **s)
+static void test_a_changed_page_is_found_as_it_is_loaded(void **s)
 {
 	struct fx *f = *s;
+	int copy;
 
-	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), 0);
-	/* QEMU loaded the changed page: memory and image agree, not the table */
+	vfy_split_prepare(f->fd, size(f), &f->r);
+	assert_true((copy = vfy_load_stream(&f->r, f->fd, "img")) >= 0);
+	close(copy);
 	assert_int_equal(pwrite(f->fd, "x", 1, f->pages[0] + 3 * MIB + 5), 1);
-	assert_int_equal(pwrite(f->mem, "x", 1, 3 * MIB + 5), 1);
-	assert_int_equal(vfy_split_finish(&f->r, f->fd, &f->m, "img"), -1);
+	assert_int_equal(vfy_load_ram(&f->r, f->fd, f->ram, "img"), -1);
 	assert_err(EXIT_REFUSED, "payload digest mismatch at byte 3153920 (RAM block pc.ram)");
 	assert_false(f->r.payload_checked);
 }
 
-/* Memory of another block (or none): the block is read from the image. */
-static void test_without_the_blocks_memory_the_image_is_read(void **s)
-{
-	struct fx *f = *s;
-
-	strcpy(f->m.block, "mach-virt.ram");
-	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), 0);
-	assert_int_equal(vfy_split_finish(&f->r, f->fd, &f->m, "img"), 0);
-	assert_int_equal(f->r.digest_memory, 0);
-	assert_true(f->r.payload_checked);
-	assert_int_equal(pwrite(f->fd, "x", 1, f->pages[0] + 2 * MIB + 5), 1);
-	vfy_free(&f->r);
-	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), 0);
-	assert_int_equal(vfy_split_finish(&f->r, f->fd, NULL, "img"), -1);
-	assert_int_equal(err_code(), EXIT_REFUSED);
-}
-
 /* What QEMU parses (here the stream's prologue and a later block's pages)
  * is checked before QEMU starts. */
-static void test_a_change_outside_the_block_is_found_first(void **s)
+static void test_a_change_outside_the_block_is_found_before_qemu(void **s)
 {
 	struct fx *f = *s;
 
 	assert_int_equal(pwrite(f->fd, "y", 1, OFF + 3), 1);
-	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), -1);
-	assert_err(EXIT_REFUSED, "payload digest mismatch: the QEMU stream was changed");
-	assert_null(f->r.split);
+	vfy_split_prepare(f->fd, size(f), &f->r);
+	assert_int_equal(vfy_load_stream(&f->r, f->fd, "img"), -1);
+	assert_err(EXIT_REFUSED, "payload digest mismatch at byte 8192: the QEMU stream was changed or is corrupt; QEMU was not started");
 	assert_int_equal(pwrite(f->fd, "Q", 1, OFF), 1);
 	assert_int_equal(pwrite(f->fd, "z", 1, f->pages[2] + 7), 1);
-	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), -1);
+	vfy_free(&f->r);
+	vfy_split_prepare(f->fd, size(f), &f->r);
+	assert_int_equal(vfy_load_stream(&f->r, f->fd, "img"), -1);
+	assert_int_equal(err_code(), EXIT_REFUSED);
 }
 
 /* A table that is not the signed one, or none (an older vmsnap's image):
- * nothing split, the caller checks the whole stream. */
+ * nothing split, the whole stream is checked. */
 static void test_without_the_true_table_nothing_is_split(void **s)
 {
 	struct fx *f = *s;
 
 	assert_int_equal(pwrite(f->fd, "t", 1, (off_t)img_table_offset(&f->r.h) + 40), 1);
-	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), 0);
+	vfy_split_prepare(f->fd, size(f), &f->r);
 	assert_null(f->r.split);
-	assert_int_equal(vfy_split_prepare(f->fd, f->end, "img", &f->r), 0);
+	vfy_split_prepare(f->fd, f->end, &f->r);
 	assert_null(f->r.split);
+	assert_int_equal(vfy_payload_whole(f->fd, "img", &f->r), 0);
+	assert_true(f->r.payload_checked);
+	assert_int_equal(pwrite(f->fd, "x", 1, f->pages[0] + 5), 1);
+	assert_int_equal(vfy_payload_whole(f->fd, "img", &f->r), -1);
+	assert_err(EXIT_REFUSED, "payload digest mismatch");
 }
 
 /* A chunk of the block that is a hole in the image (RAM the guest never
- * touched) is checked before QEMU starts, from the file, for nothing: its
- * memory is not read. */
-static void test_a_hole_in_the_block_is_not_read_from_memory(void **s)
+ * touched) and zeros in the table is not read: it is zeros in the guest. */
+static void test_a_hole_in_the_block_is_not_read(void **s)
 {
 	struct fx *f = *s;
+	int copy;
 
 	assert_int_equal(fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				   OFF + 5 * MIB, MIB), 0);
 	sign_payload(f);
-	assert_int_equal(pwrite(f->mem, "junk", 4, 4 * MIB + 8192 + 100), 4); /* chunk 5 in memory */
-	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), 0);
-	assert_int_equal(vfy_split_finish(&f->r, f->fd, &f->m, "img"), 0);
-	assert_int_equal(f->r.digest_memory, 6 * MIB);
+	assert_int_equal(pwrite(f->ram, "junk", 4, 4 * MIB + 8192 + 100), 4); /* chunk 5 */
+	vfy_split_prepare(f->fd, size(f), &f->r);
+	assert_true((copy = vfy_load_stream(&f->r, f->fd, "img")) >= 0);
+	close(copy);
+	f->r.digest_read = 0;
+	assert_int_equal(vfy_load_ram(&f->r, f->fd, f->ram, "img"), 0);
+	assert_int_equal(f->r.digest_read, 6 * MIB); /* the block's whole chunks but the hole */
+	assert_ram_is_image(f, 0);
 }
 
 /* v2: nothing hashed before QEMU starts; the relay checks each chunk as
  * it hands the stream over (relay_check), QEMU getting none of a chunk
- * that differs; _finish wants every chunk checked. */
+ * that differs; _relayed wants every chunk checked. */
 static uint64_t relay_all(struct fx *f, struct relay_check *ck, int *rc)
 {
 	struct relay rl;
@@ -202,13 +241,13 @@ static void test_v2_chunks_checked_by_the_relay(void **s)
 	int rc;
 
 	f->r.h.version = 2;
-	assert_int_equal(vfy_split_prepare(f->fd, size(f), "img", &f->r), 0);
+	vfy_split_prepare(f->fd, size(f), &f->r);
 	assert_non_null(ck = vfy_split_check(&f->r));
 	assert_int_equal(f->r.digest_read, 0);
-	assert_int_equal(vfy_split_finish(&f->r, f->fd, NULL, "img"), -1); /* nothing relayed yet */
+	assert_int_equal(vfy_split_relayed(&f->r, "img"), -1); /* nothing relayed yet */
 	assert_int_equal(relay_all(f, ck, &rc), f->end - OFF);
 	assert_int_equal(rc, 2);
-	assert_int_equal(vfy_split_finish(&f->r, f->fd, NULL, "img"), 0);
+	assert_int_equal(vfy_split_relayed(&f->r, "img"), 0);
 	assert_true(f->r.payload_checked);
 	/* chunk 2 changed: QEMU gets chunks 0 and 1, nothing of 2 */
 	ck->checked = 0;
@@ -222,13 +261,12 @@ static void test_v2_chunks_checked_by_the_relay(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_block_checked_from_memory_after_the_rest, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_memory_differing_from_a_true_image_passes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_a_changed_page_is_found_after_the_load, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_without_the_blocks_memory_the_image_is_read, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_a_change_outside_the_block_is_found_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_block_loaded_by_vmsnap_qemu_gets_the_rest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unnamed_pages_are_zero, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_changed_page_is_found_as_it_is_loaded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_change_outside_the_block_is_found_before_qemu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_without_the_true_table_nothing_is_split, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_a_hole_in_the_block_is_not_read_from_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_hole_in_the_block_is_not_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_v2_chunks_checked_by_the_relay, setup, teardown),
 	};
 
