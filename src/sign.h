@@ -61,15 +61,14 @@ void sig_early_restrict(struct sig_early *e, const struct file_range *final, siz
 /* Chunks of a digest's region hashed from the same bytes held elsewhere
  * (sign_from.c): those of [off, off + len) that lie wholly within `in`
  * (file offsets), read from src at src_off + (chunk start - in.start); for a
- * v3 save, the RAM block's pages region from the stopped VM's memory. With
- * only (per chunk of the region), just the chunks set there. NULL
+ * v3 save, the RAM block's pages region from the stopped VM's memory. NULL
  * with err set on a read error. _check compares up to n of them, spread
  * over the region, with the file's bytes: 0 all equal, 1 one differs, -1
  * error. _digest: the payload digest of fd's region with those chunks taken
  * from pre, the rest read. */
 struct sig_pre;
 struct sig_pre *sig_pre_from(int src, uint64_t src_off, struct file_range in, uint64_t off,
-			     uint64_t len, uint32_t chunk, int threads, const uint8_t *only);
+			     uint64_t len, uint32_t chunk, int threads);
 int sig_pre_check(const struct sig_pre *pre, int fd, int n);
 int sig_pre_digest(const struct sig_pre *pre, int fd, uint64_t len, int threads,
 		   uint8_t out[SIG_HASH], struct sig_info *info);

@@ -18,7 +18,6 @@ struct from {
 	struct sig_job j;   /* fd: the source; off: where chunk 0 would be in it */
 	uint64_t first, end; /* the chunks [first, end) lie within the range */
 	uint8_t *done;
-	const uint8_t *only; /* of them, only those set here (NULL: all) */
 };
 
 static void *from_worker(void *arg)
@@ -30,8 +29,6 @@ static void *from_worker(void *arg)
 
 	while (!e && !__atomic_load_n(&f->j.failed, __ATOMIC_RELAXED) &&
 	       (i = __atomic_fetch_add(&f->j.next, 1, __ATOMIC_RELAXED)) < f->end - f->first) {
-		if (f->only && !f->only[f->first + i])
-			continue;
 		e = sig_job_hash(&f->j, f->first + i, buf);
 		if (!e)
 			f->done[f->first + i] = 1;
@@ -75,9 +72,9 @@ static struct sig_pre *pre_new(uint64_t n, uint64_t off, uint32_t chunk)
 }
 
 struct sig_pre *sig_pre_from(int src, uint64_t src_off, struct file_range in, uint64_t off,
-			     uint64_t len, uint32_t chunk, int threads, const uint8_t *only)
+			     uint64_t len, uint32_t chunk, int threads)
 {
-	struct from f = { .j = { .fd = src, .len = len, .chunk = chunk }, .only = only };
+	struct from f = { .j = { .fd = src, .len = len, .chunk = chunk } };
 	struct sig_pre *pre;
 
 	f.j.n_chunks = (len + chunk - 1) / chunk;

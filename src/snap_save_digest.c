@@ -114,7 +114,7 @@ static struct sig_pre *from_memory(struct save *s, int rfd, bool *ahead)
 		*ahead = pre != NULL;
 		if (!pre)
 			pre = sig_pre_from(s->mem.fd, s->mem.at, r[i], s->h.stream_offset,
-					   s->h.stream_length, SIG_CHUNK, usable_cpus(), NULL);
+					   s->h.stream_length, SIG_CHUNK, usable_cpus());
 		if (pre && sig_pre_check(pre, rfd, 8) != 0) {
 			log_warn("payload digest: QEMU's memory does not match the image's RAM block %s: the image is read back instead",
 				 s->mem.block);

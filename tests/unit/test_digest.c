@@ -489,7 +489,7 @@ static void test_chunks_hashed_from_another_source(void **s)
 	assert_true(src >= 0);
 	assert_int_equal(pwrite(src, b + (in.start - OFF), in.end - in.start, SRC_OFF),
 			 (ssize_t)(in.end - in.start));
-	assert_non_null(pre = sig_pre_from(src, SRC_OFF, in, OFF, len, EC, 2, NULL));
+	assert_non_null(pre = sig_pre_from(src, SRC_OFF, in, OFF, len, EC, 2));
 	assert_int_equal(sig_pre_check(pre, fd, 8), 0);
 	assert_int_equal(sig_pre_digest(pre, fd, len, 2, got, &info), 0);
 	reference(b, len, EC, want);
@@ -499,7 +499,7 @@ static void test_chunks_hashed_from_another_source(void **s)
 	sig_pre_free(pre);
 	/* the source differs in chunk 6, the first one sampled */
 	assert_int_equal(pwrite(src, "X", 1, SRC_OFF + (OFF + 6 * EC - in.start) + 5), 1);
-	assert_non_null(pre = sig_pre_from(src, SRC_OFF, in, OFF, len, EC, 2, NULL));
+	assert_non_null(pre = sig_pre_from(src, SRC_OFF, in, OFF, len, EC, 2));
 	assert_int_equal(sig_pre_check(pre, fd, 8), 1);
 	sig_pre_free(pre);
 	close(src);
