@@ -234,8 +234,10 @@ int vfy_load_ram(struct vfy_result *r, int fd, int ram_fd, const char *path)
 	uint64_t len = sp->region.end - sp->region.start, t0 = now_ms();
 	struct fill f = { .h = h, .sp = sp, .fd = fd, .ram_fd = ram_fd };
 	pthread_t tid[SIG_MAX_THREADS];
-	/* Two per usable CPU: while one waits for the disk the other hashes. */
-	int threads = sig_job_threads(2 * usable_cpus(), sp->n), started = 0;
+	/* Four per usable CPU: the disk is the limit, and it wants reads in
+	 * flight while chunks are hashed (1 GiB with O_DIRECT on 2 CPUs: 2.0 s
+	 * with 2 threads, 1.2-1.3 s with 4, 1.0-1.2 s with 8). */
+	int threads = sig_job_threads(4 * usable_cpus(), sp->n), started = 0;
 
 	f.ram = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, ram_fd, 0);
 	if (f.ram == MAP_FAILED)
