@@ -76,8 +76,8 @@ const char *vfy_split_block(const struct vfy_result *r, uint64_t *len);
  * chunk checked as it is copied, the block's pages left out and its bitmap
  * cleared so that QEMU loads none of them; -2 (no error) when the image is
  * not laid out for it, -1 on an error (EXIT_REFUSED: a chunk differs).
- * _ram, once QEMU runs (its reset done: ROM images written) and before it
- * loads the stream: the block's pages from fd into ram_fd (QEMU's memory
+ * _ram, once QEMU runs (waiting for the stream, its devices reset) and
+ * before it loads the stream: the block's pages from fd into ram_fd (QEMU's memory
  * for the block, shared), each chunk checked where it landed, the pages the
  * bitmap does not name zeroed; -1 (EXIT_REFUSED: a chunk differs; QEMU
  * must then go). */

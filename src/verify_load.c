@@ -198,9 +198,10 @@ static void *fill_worker(void *arg)
 	return NULL;
 }
 
-/* The pages the bitmap does not name are zero, as they were at the save
- * (QEMU's reset may have put ROM images there; a hole in the memfd reads
- * as zeros and takes no memory). */
+/* The pages the bitmap does not name are zero, as they were at the save.
+ * QEMU waiting for a stream writes no ROM image into RAM (seen: the test
+ * guest's -kernel ELF is not there), but what the guest gets is vmsnap's to
+ * vouch for; a hole in the memfd reads as zeros and takes no memory. */
 static void zero_unnamed(const struct vfy_split *sp, int ram_fd)
 {
 	uint64_t page = sp->block.page, pages = (sp->region.end - sp->region.start) / page;

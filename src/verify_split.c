@@ -55,11 +55,10 @@ static struct vfy_split *read_table(int fd, uint64_t size, const struct img_head
 	return sp;
 }
 
-/* A chunk that is a hole in the file, and zeros in the table: checked
- * before QEMU starts at no cost (the digest hashes holes without reading),
- * whatever QEMU's memory holds there (a chunk is as signed when either its
- * memory or the file matches: QEMU loads nothing from a hole that memory
- * would not already hold). A v3 guest's untouched RAM is such holes. */
+/* A chunk that is a hole in the file, and zeros in the table: as signed
+ * without being read (the digest hashes holes the same way), and zeros in
+ * the guest's RAM (vfy_load_ram punches it). A v3 guest's untouched RAM is
+ * such holes. */
 static bool zero_hole(int fd, const struct img_header *h, const struct vfy_split *sp, uint64_t i,
 		      const uint8_t zero[SIG_HASH])
 {
@@ -70,8 +69,8 @@ static bool zero_hole(int fd, const struct img_header *h, const struct vfy_split
 	       ((d < 0 && errno == ENXIO) || (d >= 0 && (uint64_t)d >= at + h->digest_chunk));
 }
 
-/* The largest RAM block's pages region, and its whole chunks marked but
- * zero holes. */
+/* The largest RAM block's pages region, and its whole chunks that are not
+ * zero holes marked (the ones vfy_load_ram reads and hashes). */
 static bool find_block(int fd, const struct img_header *h, struct vfy_split *sp)
 {
 	struct file_range r[MR_MAX_BLOCKS];

@@ -13,7 +13,8 @@
 
 struct vfy_split {
 	uint8_t *table;           /* the chunk hashes, their root the signed digest */
-	uint8_t *deferred;        /* per chunk: 1 within the block's pages region */
+	uint8_t *deferred;        /* per chunk: 1 wholly within the block's pages region and
+				     not a zero hole (verify_split.c) */
 	struct file_range region; /* the block's pages region (file offsets) */
 	struct mr_info block;     /* its id ("pc.ram"), page size and bitmap */
 	uint64_t n;               /* chunks */

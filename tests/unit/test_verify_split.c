@@ -51,7 +51,7 @@ static int setup(void **s)
 	f->r.h = (struct img_header){ .version = 3, .stream_offset = OFF, .stream_length = f->end - OFF,
 				      .digest_chunk = MIB, .ram_size = 8 * MIB };
 	sign_payload(f);
-	/* The guest's RAM as QEMU leaves it after its reset: a ROM image here and there. */
+	/* Bytes already in the guest's RAM before the load (vmsnap owes the guest exactly the image). */
 	f->ram = memfd_create("ram", MFD_CLOEXEC);
 	assert_int_equal(ftruncate(f->ram, 8 * MIB), 0);
 	assert_int_equal(pwrite(f->ram, "rom image", 9, 4096), 9);
@@ -117,7 +117,7 @@ static void test_block_loaded_by_vmsnap_qemu_gets_the_rest(void **s)
 	assert_int_equal(vfy_load_ram(&f->r, f->fd, f->ram, "img"), 0);
 	assert_true(f->r.payload_checked);
 	assert_true(f->r.in_flight);
-	assert_ram_is_image(f, 0); /* the ROM images overwritten, the edge chunks' parts too */
+	assert_ram_is_image(f, 0); /* what was there overwritten, the edge chunks' parts too */
 	free(a);
 	free(b);
 }
