@@ -5,6 +5,7 @@
 #include "err.h"
 #include "log.h"
 #include "sign.h"
+#include "storage.h"
 #include "util.h"
 
 #include <errno.h>
@@ -151,7 +152,7 @@ static int put_hashed(struct copy *c, const uint8_t *buf, size_t n, uint64_t at)
 }
 
 struct read_job {
-	int fd;
+	int fd, dfd; /* the source, and with O_DIRECT or -1 */
 	uint8_t *buf;
 	size_t n;
 	uint64_t at;
@@ -159,11 +160,20 @@ struct read_job {
 	int err; /* errno of a failed read */
 };
 
+/* Whole aligned blocks straight from the disk (its cached pages are slower
+ * to read here than the disk: 4 GiB 10-11 s, O_DIRECT 5-6 s), a tail
+ * through the page cache. */
 static void *read_job_run(void *arg)
 {
 	struct read_job *r = arg;
+	size_t d = r->dfd >= 0 && r->at % COPY_ALIGN == 0 ? ALIGN_DOWN(r->n, COPY_ALIGN) : 0;
+	ssize_t got = d ? pread_all(r->dfd, r->buf, d, (off_t)r->at) : 0;
 
-	r->got = pread_all(r->fd, r->buf, r->n, (off_t)r->at);
+	if (got == (ssize_t)d && d < r->n) {
+		ssize_t t = pread_all(r->fd, r->buf + d, r->n - d, (off_t)(r->at + d));
+		got = t < 0 ? t : got + t;
+	}
+	r->got = got;
 	r->err = errno;
 	return NULL;
 }
@@ -181,14 +191,14 @@ static int read_check(const struct copy *c, const struct read_job *r)
 
 /* Copy [a, b) through the two halves of buf: while one block is written
  * (and hashed), a thread reads the next into the other half. */
-static int copy_range(struct copy *c, uint8_t *buf, uint64_t a, uint64_t b, struct rate *p)
+static int copy_range(struct copy *c, int din, uint8_t *buf, uint64_t a, uint64_t b, struct rate *p)
 {
-	struct read_job r = { c->in, buf, b - a < COPY_BLOCK ? (size_t)(b - a) : COPY_BLOCK, a, 0, 0 };
+	struct read_job r = { c->in, din, buf, b - a < COPY_BLOCK ? (size_t)(b - a) : COPY_BLOCK, a, 0, 0 };
 
 	read_job_run(&r);
 	for (;;) {
 		uint64_t at = r.at + r.n;
-		struct read_job next = { c->in, r.buf == buf ? buf + COPY_BLOCK : buf,
+		struct read_job next = { c->in, din, r.buf == buf ? buf + COPY_BLOCK : buf,
 					 b - at < COPY_BLOCK ? (size_t)(b - at) : COPY_BLOCK, at, 0, 0 };
 		bool ahead;
 		pthread_t t;
@@ -222,7 +232,8 @@ int copy_run(struct copy *c)
 	struct rate p;
 	uint64_t pos = c->off, a, b;
 	uint8_t *buf;
-	int rc;
+	/* Read as the target is written: past the page cache. */
+	int rc, din = c->dout >= 0 ? stor_reopen_direct(c->in) : -1;
 
 	c->written = c->direct = 0;
 	rate_start(&p);
@@ -230,7 +241,7 @@ int copy_run(struct copy *c)
 		return err_set(EXIT_FAIL, "copying %s: out of memory", c->src);
 	posix_fadvise(c->in, (off_t)c->off, (off_t)(c->end - c->off), POSIX_FADV_SEQUENTIAL);
 	while ((rc = next_range(c, pos, &a, &b)) > 0) {
-		if (dig_span(c, NULL, pos, a) < 0 || copy_range(c, buf, a, b, &p) < 0) {
+		if (dig_span(c, NULL, pos, a) < 0 || copy_range(c, din, buf, a, b, &p) < 0) {
 			rc = -1;
 			break;
 		}
@@ -239,6 +250,8 @@ int copy_run(struct copy *c)
 	if (rc == 0 && dig_span(c, NULL, pos, c->end) < 0)
 		rc = -1;
 	free(buf);
+	if (din >= 0)
+		close(din);
 	c->ms = now_ms() - p.t0;
 	if (rc == 0 && c->progress)
 		progress_line(c, &p);

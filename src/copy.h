@@ -1,5 +1,6 @@
 /* copy: copy a byte range of an image to a target, holes kept (SEEK_DATA/
- * SEEK_HOLE) when the target is a fresh file, in large aligned O_DIRECT writes. */
+ * SEEK_HOLE) when the target is a fresh file, in large aligned O_DIRECT reads
+ * and writes. */
 #ifndef VMSNAP_COPY_H
 #define VMSNAP_COPY_H
 
@@ -9,7 +10,10 @@
 
 struct sig_stream;
 
-#define COPY_BUF (8u << 20) /* the copy's buffer: a block read while one is written */
+/* The copy's buffer: a block read while one is written. 16 MiB blocks keep
+ * four 4 MiB requests in flight each way (4 GiB direct to direct, dd: 4 MiB
+ * blocks 9.2-9.6 s, 16 MiB 7.1-7.4 s). */
+#define COPY_BUF (32u << 20)
 #define COPY_ALIGN 4096u    /* O_DIRECT offsets and lengths; extents are widened to it */
 
 struct copy {
@@ -33,7 +37,8 @@ struct copy {
 int copy_plan(struct copy *c);
 /* Copy. A target that refuses O_DIRECT writes gets buffered ones instead.
  * Each block is written while the next is read and, with c->digest, hashed,
- * each on a thread of its own (started per block: 4 MiB, a few µs each). */
+ * each on a thread of its own (started per block: 16 MiB, a few µs each).
+ * With c->dout, the source is read with O_DIRECT too. */
 int copy_run(struct copy *c);
 
 #endif

@@ -134,6 +134,14 @@ int stor_open_direct(const char *path, int flags)
 	return open(path, flags | O_DIRECT | O_CLOEXEC);
 }
 
+int stor_reopen_direct(int fd)
+{
+	char proc[32];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return stor_open_direct(proc, O_RDONLY);
+}
+
 int stor_create(struct stor_target *t, const char *path, bool direct, bool insisted)
 {
 	struct stat st;

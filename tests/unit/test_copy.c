@@ -1,7 +1,8 @@
 /* test_copy: copy_run's digest of what it copies (provision hashes the
  * stream as it reads it) equals sig_payload_digest of the source: holes fed
  * as zeros, a region that starts and ends inside blocks, several blocks per
- * range; the target holds the source's bytes. */
+ * range, through the page cache and with O_DIRECT; the target holds the
+ * source's bytes. */
 #include "helpers.h"
 #include "copy.h"
 #include "sign.h"
@@ -36,9 +37,10 @@ static uint8_t *source(const char *name, size_t *n, int *fd)
 }
 
 /* Copy [4096, n) of in to a fresh file, hashing [dig_off, dig_end) in
- * chunks of `chunk`; the root into out, the target's fd returned. */
-static int copy_hashed(int in, size_t n, bool sparse, uint32_t chunk, uint64_t dig_off,
-		       uint64_t dig_end, uint8_t out[SIG_HASH])
+ * chunks of `chunk`; the root into out, the target's fd returned. direct:
+ * the target written with O_DIRECT, so the source is read with it too. */
+static int copy_hashed(int in, size_t n, bool sparse, bool direct, uint32_t chunk,
+		       uint64_t dig_off, uint64_t dig_end, uint8_t out[SIG_HASH])
 {
 	char path[4096];
 	struct copy c = { .in = in, .dout = -1, .off = 4096, .end = n, .sparse = sparse,
@@ -48,11 +50,17 @@ static int copy_hashed(int in, size_t n, bool sparse, uint32_t chunk, uint64_t d
 	c.out = open(tu_path(path, tu_dir, "dst"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	assert_true(c.out >= 0);
 	assert_int_equal(ftruncate(c.out, (off_t)n), 0);
+	if (direct)
+		assert_true((c.dout = open(path, O_WRONLY | O_DIRECT)) >= 0);
 	assert_non_null(c.digest = sig_stream_new(chunk));
 	if (copy_plan(&c) < 0 || copy_run(&c) < 0)
 		fail_msg("copy_run: %s", tu_msg());
 	assert_int_equal(sig_stream_finish(c.digest, out, NULL), 0);
 	sig_stream_free(c.digest);
+	if (direct) {
+		assert_true(c.direct > 0);
+		close(c.dout);
+	}
 	return c.out;
 }
 
@@ -71,15 +79,15 @@ static void test_digest_of_the_copy_equals_the_sources(void **s)
 	const uint64_t regions[][2] = { { 4096, n }, { 3 * 4096 + 5, n - 1000 }, { 6 * MIB, 7 * MIB } };
 
 	(void)s;
-	for (int sparse = 0; sparse <= 1; sparse++)
+	for (int mode = 0; mode < 4; mode++) /* sparse, direct */
 		for (size_t i = 0; i < ARRAY_SIZE(chunks); i++)
 			for (size_t r = 0; r < ARRAY_SIZE(regions); r++) {
-				int out = copy_hashed(in, n, sparse, chunks[i], regions[r][0],
-						      regions[r][1], got);
+				int out = copy_hashed(in, n, mode & 1, mode & 2, chunks[i],
+						      regions[r][0], regions[r][1], got);
 				want_digest(in, regions[r][0], regions[r][1], chunks[i], want);
 				if (memcmp(got, want, SIG_HASH))
-					fail_msg("sparse %d, chunk %u, region %zu: wrong root", sparse,
-						 chunks[i], r);
+					fail_msg("sparse %d, direct %d, chunk %u, region %zu: wrong root",
+						 mode & 1, mode >> 1, chunks[i], r);
 				close(out);
 			}
 	free(b);
@@ -95,13 +103,15 @@ static void test_the_target_holds_the_sources_bytes_and_holes(void **s)
 
 	(void)s;
 	assert_non_null(t);
-	out = copy_hashed(in, n, true, MIB, 4096, n, d);
-	assert_int_equal(pread(out, t, n, 0), (ssize_t)n);
-	assert_memory_equal(t + 4096, b + 4096, n - 4096);
-	assert_int_equal(fstat(in, &si), 0);
-	assert_int_equal(fstat(out, &so), 0);
-	assert_true(so.st_blocks <= si.st_blocks); /* the holes stay holes */
-	close(out);
+	for (int direct = 0; direct <= 1; direct++) {
+		out = copy_hashed(in, n, true, direct, MIB, 4096, n, d);
+		assert_int_equal(pread(out, t, n, 0), (ssize_t)n);
+		assert_memory_equal(t + 4096, b + 4096, n - 4096);
+		assert_int_equal(fstat(in, &si), 0);
+		assert_int_equal(fstat(out, &so), 0);
+		assert_true(so.st_blocks <= si.st_blocks); /* the holes stay holes */
+		close(out);
+	}
 	close(in);
 	free(t);
 	free(b);
@@ -120,11 +130,11 @@ static void test_only_bytes_in_the_region_count(void **s)
 	};
 
 	(void)s;
-	close(copy_hashed(in, n, true, MIB, lo, hi, base));
+	close(copy_hashed(in, n, true, false, MIB, lo, hi, base));
 	for (size_t i = 0; i < ARRAY_SIZE(flips); i++) {
 		uint8_t v = b[flips[i].at] ^ 0x10;
 		assert_int_equal(pwrite(in, &v, 1, (off_t)flips[i].at), 1);
-		close(copy_hashed(in, n, true, MIB, lo, hi, got));
+		close(copy_hashed(in, n, true, true, MIB, lo, hi, got));
 		if (!memcmp(got, base, SIG_HASH) == flips[i].counts)
 			fail_msg("byte %llu flipped: root %s", (unsigned long long)flips[i].at,
 				 flips[i].counts ? "unchanged" : "changed");
