@@ -5,6 +5,7 @@
 #ifndef VMSNAP_SIGN_JOB_H
 #define VMSNAP_SIGN_JOB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sign.h"
@@ -22,6 +23,7 @@ struct sig_job {
 	uint64_t bytes_read;         /* (atomic) */
 	int failed;                  /* errno of the first failure (atomic) */
 	const uint8_t *done;         /* chunks already hashed (early), or NULL */
+	bool direct;                 /* fd has O_DIRECT: aligned reads, no read-ahead */
 };
 
 /* Chunks hashed before the pass: done[i] set means hashes holds chunk i's

@@ -134,11 +134,17 @@ int vfy_payload_whole(int fd, const char *path, struct vfy_result *r)
 static int check_payload(int fd, uint64_t size, const char *path, const struct vfy_opts *o,
 			 struct vfy_result *r)
 {
+	int dfd, rc;
+
 	if (o->split && r->h.version != IMG_VERSION_INSTANT)
 		vfy_split_prepare(fd, size, r);
 	if (r->split)
 		return 0;
-	return vfy_payload_whole(fd, path, r);
+	dfd = o->direct ? stor_reopen_direct(fd) : -1;
+	rc = vfy_payload_whole(dfd >= 0 ? dfd : fd, path, r);
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
 }
 
 int vfy_image(const struct conf *c, int fd, uint64_t size, const char *path,

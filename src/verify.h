@@ -21,6 +21,7 @@ struct vfy_opts {
 				   v4 RAM file) as it reads them and compares the digests */
 	bool allow_consumed;    /* inspect/verify report it; restore refuses it */
 	bool split;             /* restore: checked chunk by chunk as QEMU gets the stream */
+	bool direct;            /* the payload read with O_DIRECT: the disk, not the cache */
 };
 
 struct vfy_split;

@@ -167,6 +167,7 @@ static int read_back(struct prov *p)
 		return -1;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	p->vo.payload_by_caller = false;
+	p->vo.direct = true;
 	rc = vfy_image(p->c, fd, size, path, &p->vo, &p->tv);
 	if (rc == 0 && p->table_written)
 		rc = table_differs(fd, &p->sv.h, p->table);

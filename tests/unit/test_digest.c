@@ -175,6 +175,34 @@ static void test_thread_counts_give_identical_roots(void **s)
 	free(b);
 }
 
+/* Read with O_DIRECT (provision's read-back): the same roots, a region
+ * ending mid-block and followed by more of the file, or by its end. */
+static void test_direct_reads_give_the_same_roots(void **s)
+{
+	static const int zero[] = { 2, 3, 9, 300, 301 };
+	const size_t n = 2 * (1u << 20) + 10 * CHUNK + 700;
+	uint8_t *b = content(n, zero, ARRAY_SIZE(zero), SIZE_MAX), want[SIG_HASH], got[SIG_HASH];
+	const uint64_t lens[] = { n, n - 5000, 1u << 20 };
+	char path[4096];
+	int fd = write_file("sparse", b, n, true), dfd;
+
+	(void)s;
+	assert_int_equal(fsync(fd), 0);
+	dfd = open(tu_path(path, tu_dir, "sparse"), O_RDONLY | O_DIRECT);
+	assert_true(dfd >= 0);
+	for (size_t i = 0; i < ARRAY_SIZE(lens); i++)
+		for (uint32_t chunk = CHUNK; chunk <= (1u << 20); chunk <<= 8) {
+			reference(b + 4096, lens[i] - 4096, chunk, want);
+			digest(dfd, 4096, lens[i] - 4096, chunk, 2, got);
+			if (memcmp(got, want, SIG_HASH))
+				fail_msg("length %llu, chunk %u: wrong root",
+					 (unsigned long long)lens[i], chunk);
+		}
+	close(dfd);
+	close(fd);
+	free(b);
+}
+
 /* The length is part of the root: a partial last chunk is not padded. */
 static void test_length_not_a_multiple_of_the_chunk(void **s)
 {
@@ -553,6 +581,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_root_follows_the_documented_format),
 		cmocka_unit_test(test_sparse_file_has_the_same_root_as_dense),
+		cmocka_unit_test(test_direct_reads_give_the_same_roots),
 		cmocka_unit_test(test_one_changed_byte_changes_the_root),
 		cmocka_unit_test(test_offset_and_length_select_the_region),
 		cmocka_unit_test(test_thread_counts_give_identical_roots),
