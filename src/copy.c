@@ -151,19 +151,10 @@ static int put_hashed(struct copy *c, const uint8_t *buf, size_t n, uint64_t at)
 	return rc < 0 ? rc : j.rc;
 }
 
-struct read_job {
-	int fd, dfd; /* the source, and with O_DIRECT or -1 */
-	uint8_t *buf;
-	size_t n;
-	uint64_t at;
-	ssize_t got;
-	int err; /* errno of a failed read */
-};
-
 /* Whole aligned blocks straight from the disk (its cached pages are slower
  * to read here than the disk: 4 GiB 10-11 s, O_DIRECT 5-6 s), a tail
  * through the page cache. */
-static void *read_job_run(void *arg)
+void *read_job_run(void *arg)
 {
 	struct read_job *r = arg;
 	size_t d = r->dfd >= 0 && r->at % COPY_ALIGN == 0 ? ALIGN_DOWN(r->n, COPY_ALIGN) : 0;

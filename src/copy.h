@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct sig_stream;
 
@@ -32,6 +33,19 @@ struct copy {
 	uint64_t written, direct;      /* copy_run: bytes written, of them with O_DIRECT */
 	uint64_t ms;                   /* copy_run: time taken */
 };
+
+/* A read of [at, at+n) of a source into buf, on a thread of its own or
+ * not: whole aligned blocks through dfd (O_DIRECT) when it is not -1, the
+ * rest through fd; got: bytes read or -1 with err, errno. */
+struct read_job {
+	int fd, dfd;
+	uint8_t *buf;
+	size_t n;
+	uint64_t at;
+	ssize_t got;
+	int err;
+};
+void *read_job_run(void *job);
 
 /* Count the bytes to write (the data extents when sparse) into c->data. */
 int copy_plan(struct copy *c);

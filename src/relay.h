@@ -1,9 +1,14 @@
 /* relay: moves a v2 (sequential) QEMU stream between a pipe and the image,
  * one non-blocking step at a time so the caller can watch QMP meanwhile;
- * splice() when buffered, aligned buffers when the image fd is O_DIRECT. */
+ * splice() when buffered, aligned buffers when the image fd is O_DIRECT.
+ * A restore through buffers reads each chunk on a thread while the one
+ * before is checked and handed over. */
 #ifndef VMSNAP_RELAY_H
 #define VMSNAP_RELAY_H
 
+#include "copy.h"
+
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,10 +36,15 @@ struct relay {
 	uint64_t off;      /* image offset of the stream */
 	uint64_t limit;    /* save: device capacity (0: none); restore: stream length */
 	uint64_t done;     /* stream bytes moved so far */
+	uint64_t ahead;    /* restore: read asked for (WILLNEED) up to here */
 	const char *name;  /* image path, for messages */
-	uint8_t *buf;      /* aligned, direct mode only */
-	uint32_t fill;     /* bytes in buf */
-	uint32_t pos;      /* restore: bytes of buf already handed to QEMU */
+	uint8_t *buf;      /* aligned: save, direct mode; restore, two chunks */
+	uint32_t fill;     /* bytes in buf (restore: in out) */
+	uint32_t pos;      /* restore: bytes of out already handed to QEMU */
+	const uint8_t *out;           /* restore: the chunk going to QEMU, in buf */
+	struct read_job next;         /* restore: the chunk after it, */
+	pthread_t next_t;             /* being read on this thread */
+	bool next_on;                 /* while this is set */
 	struct sig_stream *hash; /* save, direct: the payload digest of what passes */
 	struct relay_check *check; /* restore: set after relay_init, or NULL */
 };

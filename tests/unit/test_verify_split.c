@@ -7,6 +7,7 @@
 #include "helpers.h"
 #include "mr_stream.h"
 #include "relay.h"
+#include "storage.h"
 #include "verify.h"
 
 #include <sys/mman.h>
@@ -212,25 +213,40 @@ static void test_a_hole_in_the_block_is_not_read(void **s)
 /* v2: nothing hashed before QEMU starts; the relay checks each chunk as
  * it hands the stream over (relay_check), QEMU getting none of a chunk
  * that differs; _relayed wants every chunk checked. */
-static uint64_t relay_all(struct fx *f, struct relay_check *ck, int *rc)
+static void take(int fd, int in, uint64_t *got)
 {
-	struct relay rl;
-	int p[2];
-	uint64_t got = 0;
-	char buf[65536];
+	char buf[65536], want[65536];
 	ssize_t n;
 
+	while ((n = read(in, buf, sizeof(buf))) > 0) { /* both ends non-blocking */
+		assert_int_equal(pread(fd, want, (size_t)n, (off_t)(OFF + *got)), n);
+		if (memcmp(buf, want, (size_t)n))
+			fail_msg("the relay handed over other bytes than the image's at stream byte %llu",
+				 (unsigned long long)*got);
+		*got += (uint64_t)n;
+	}
+}
+
+/* The bytes QEMU would get (checked against the image's) through the
+ * image's fd, or (direct) one with O_DIRECT. */
+static uint64_t relay_all(struct fx *f, struct relay_check *ck, bool direct, int *rc)
+{
+	struct relay rl;
+	int p[2], fd = direct ? stor_reopen_direct(f->fd) : f->fd;
+	uint64_t got = 0;
+
+	assert_true(fd >= 0);
 	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
-	assert_int_equal(relay_init(&rl, RELAY_RESTORE, p[1], f->fd, false, OFF, f->end - OFF, "img"), 0);
+	assert_int_equal(relay_init(&rl, RELAY_RESTORE, p[1], fd, direct, OFF, f->end - OFF, "img"), 0);
 	rl.check = ck;
 	while ((*rc = relay_step(&rl)) == 1 || *rc == 0)
-		while ((n = read(p[0], buf, sizeof(buf))) > 0) /* both ends non-blocking */
-			got += (uint64_t)n;
+		take(f->fd, p[0], &got);
 	close(p[1]);
-	while ((n = read(p[0], buf, sizeof(buf))) > 0)
-		got += (uint64_t)n;
+	take(f->fd, p[0], &got);
 	close(p[0]);
 	relay_free(&rl);
+	if (direct)
+		close(fd);
 	return got;
 }
 
@@ -245,17 +261,24 @@ static void test_v2_chunks_checked_by_the_relay(void **s)
 	assert_non_null(ck = vfy_split_check(&f->r));
 	assert_int_equal(f->r.digest_read, 0);
 	assert_int_equal(vfy_split_relayed(&f->r, "img"), -1); /* nothing relayed yet */
-	assert_int_equal(relay_all(f, ck, &rc), f->end - OFF);
+	assert_int_equal(relay_all(f, ck, false, &rc), f->end - OFF);
 	assert_int_equal(rc, 2);
 	assert_int_equal(vfy_split_relayed(&f->r, "img"), 0);
 	assert_true(f->r.payload_checked);
-	/* chunk 2 changed: QEMU gets chunks 0 and 1, nothing of 2 */
 	ck->checked = 0;
+	assert_int_equal(relay_all(f, ck, true, &rc), f->end - OFF);
+	assert_int_equal(rc, 2);
+	assert_int_equal(ck->checked, ck->n);
+	/* chunk 2 changed: QEMU gets chunks 0 and 1, nothing of 2 */
 	assert_int_equal(pwrite(f->fd, "x", 1, OFF + 2 * MIB + 9), 1);
-	assert_int_equal(relay_all(f, ck, &rc), 2 * MIB);
-	assert_int_equal(rc, -1);
-	assert_err(EXIT_REFUSED, "payload digest mismatch at byte 2105344");
-	assert_int_equal(ck->checked, 2);
+	assert_int_equal(fsync(f->fd), 0);
+	for (int direct = 0; direct <= 1; direct++) {
+		ck->checked = 0;
+		assert_int_equal(relay_all(f, ck, direct, &rc), 2 * MIB);
+		assert_int_equal(rc, -1);
+		assert_err(EXIT_REFUSED, "payload digest mismatch at byte 2105344");
+		assert_int_equal(ck->checked, 2);
+	}
 }
 
 int main(void)
