@@ -151,6 +151,9 @@ $(O)/target/%.o: %.c $(O)/include/config.h
 	@mkdir -p $(@D)
 	$(call say,CC,$(<:.c=.o))
 	$(Q)$(CC) $(CFLAGS) $(objflags) -MMD -MP -c $< -o $@
+# cJSON's one sscanf ("%lg": does a printed number read back the same) is
+# strtod in the binary (src/qmp.c, cjson_sscanf): libc's scanf is 4 KiB of it.
+$(O)/target/third/cjson/cJSON.o: CFLAGS += -Dsscanf=cjson_sscanf
 $(O)/target/third/%.o: $(DL)/%.c $(O)/include/config.h
 	@mkdir -p $(@D)
 	$(call say,CC,$(<:.c=.o))

@@ -6,12 +6,31 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+/* cJSON's sscanf(buf, "%lg", &d) in the static binary (Makefile): the one
+ * conversion it asks for, without linking libc's scanf. */
+int cjson_sscanf(const char *s, const char *fmt, ...);
+int cjson_sscanf(const char *s, const char *fmt, ...)
+{
+	va_list ap;
+	char *end;
+	double v = strtod(s, &end);
+
+	(void)fmt;
+	if (end == s)
+		return 0;
+	va_start(ap, fmt);
+	*va_arg(ap, double *) = v;
+	va_end(ap);
+	return 1;
+}
 
 #define QMP_LINE_MAX (4u << 20) /* a reply larger than this is not QEMU's */
 

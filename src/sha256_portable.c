@@ -3,15 +3,11 @@
  * library/sha256.c, so this file compiles sha256.c once more without ALT and
  * with its public names renamed: the fallback stays mbedtls's code rather
  * than a copy or a second implementation. Of this second copy only the block
- * function and the round constants are used; the linker drops the rest. It
- * is mbedtls's small variant (MBEDTLS_SHA256_SMALLER: rounds in a loop, 2 KiB
- * less code): CPUs without the SHA extensions are rare where this runs, and
- * the binary's 256 KiB are shared by everything else. */
+ * function and the round constants are used; the linker drops the rest. */
 #include "../dl/mbedtls/library/common.h" /* reads vmsnap_mbedtls.h first */
 
 #if defined(MBEDTLS_SHA256_PROCESS_ALT)
 #undef MBEDTLS_SHA256_PROCESS_ALT
-#define MBEDTLS_SHA256_SMALLER
 #define mbedtls_internal_sha256_process sha_portable_block
 #define mbedtls_sha256_init sha_portable_init
 #define mbedtls_sha256_free sha_portable_free

@@ -89,6 +89,23 @@ static void test_qmp_int_range(void **s)
 }
 
 /* The fuzz find: a version number past long long in the greeting. */
+/* What the static binary's cJSON calls for sscanf(buf, "%lg", &d) (Makefile). */
+int cjson_sscanf(const char *s, const char *fmt, ...);
+static void test_cjson_sscanf_reads_a_double(void **s)
+{
+	const struct { const char *in; int rc; double v; } cases[] = {
+		{ "1.5", 1, 1.5 }, { "4294967296", 1, 4294967296.0 }, { " -2e-3", 1, -0.002 },
+		{ "9.2233720368547758e+18", 1, 9.2233720368547758e+18 }, { "", 0, 7 }, { "x", 0, 7 },
+	};
+
+	(void)s;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		double d = 7;
+		assert_int_equal(cjson_sscanf(cases[i].in, "%lg", &d), cases[i].rc);
+		assert_true(d == cases[i].v);
+	}
+}
+
 static void test_greeting_version_out_of_range(void **s)
 {
 	struct qmp q;
@@ -271,6 +288,7 @@ int main(void)
 		cmocka_unit_test(test_reset_reads_as_qemu_gone),
 		cmocka_unit_test(test_endless_line_is_refused),
 		cmocka_unit_test(test_fd0_is_a_socket_like_any_other),
+		cmocka_unit_test(test_cjson_sscanf_reads_a_double),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
