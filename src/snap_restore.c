@@ -41,10 +41,10 @@ static int admit(const struct conf *c, const char *image, const struct restore_o
 }
 
 /* Through the page cache, ask the kernel to read the whole stream ahead at
- * once: large sequential reads instead of the small, scattered ones QEMU's
- * channels make (they share one file description, so one readahead window).
- * Only when the stream and the guest's RAM both fit in available memory, so
- * read-ahead pages are not evicted before QEMU gets to them. */
+ * once. It cuts the request to its read-ahead window (8 MiB on the
+ * development machine), so this reads the start of the stream only; the
+ * relay asks as it goes (relay.c). Only when the stream and the guest's RAM
+ * both fit in available memory. */
 static bool fits_in_memory(const struct img_header *h)
 {
 	return h->stream_length + h->ram_size < mem_available();
