@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define DIO_ALIGN 4096u
@@ -29,18 +31,26 @@ int relay_init(struct relay *r, enum relay_dir dir, int pipe, int file, bool dir
 	r->ahead = off;
 	/* Bigger pipe, fewer wake-ups; the kernel may cap it, which is fine. */
 	fcntl(pipe, F_SETPIPE_SZ, RELAY_BUF);
+	/* A restore through buffers lends their pages to the pipe (vmsplice)
+	 * where the pipe is no bigger than a fetch: see next_out. */
+	r->lend = dir == RELAY_RESTORE && fcntl(pipe, F_GETPIPE_SZ) <= (int)RELAY_FETCH;
 	if (fcntl(pipe, F_SETFL, fcntl(pipe, F_GETFL) | O_NONBLOCK) < 0)
 		return err_sys(EXIT_FAIL, "relay pipe");
-	if (direct && dir == RELAY_SAVE && posix_memalign((void **)&r->buf, DIO_ALIGN, RELAY_BUF))
+	if (direct && dir == RELAY_SAVE &&
+	    posix_memalign((void **)&r->buf, DIO_ALIGN, RELAY_SLOTS * (size_t)RELAY_FETCH))
 		return err_set(EXIT_FAIL, "relay: out of memory");
 	return 0;
 }
 
 void relay_free(struct relay *r)
 {
-	if (r->next_on)
-		pthread_join(r->next_t, NULL);
-	r->next_on = false;
+	for (unsigned i = 0; i < RELAY_SLOTS; i++) {
+		if (r->fetch[i].on)
+			pthread_join(r->fetch[i].t, NULL);
+		if (r->put[i].on)
+			pthread_join(r->put[i].t, NULL);
+		r->fetch[i].on = r->put[i].on = false;
+	}
 	free(r->buf);
 	r->buf = NULL;
 }
@@ -66,17 +76,51 @@ static int write_error(struct relay *r, int e)
 		       fmt_bytes(r->done, a, sizeof(a)));
 }
 
-/* Direct mode: the image gets whole aligned blocks only. */
-static int flush_block(struct relay *r, uint32_t len)
+static void *put_run(void *arg)
 {
-	uint64_t at = r->off + r->done - r->fill;
+	struct relay_put *w = arg;
 
-	if (r->limit && at + len > r->limit)
+	w->err = pwrite_all(w->fd, w->buf, w->len, (off_t)w->at) < 0 ? errno : 0;
+	return NULL;
+}
+
+/* The write of a slot, finished: its error, if any. */
+static int put_wait(struct relay *r, struct relay_put *w)
+{
+	if (w->on)
+		pthread_join(w->t, NULL);
+	w->on = false;
+	return w->err ? write_error(r, w->err) : 0;
+}
+
+/* Direct mode: the image gets whole aligned blocks only, each written on a
+ * thread while the slots after it fill (RELAY_SLOTS - 1 writes in flight);
+ * the next slot is free once its write has finished. */
+static int put_block(struct relay *r, uint32_t len)
+{
+	struct relay_put *w = &r->put[r->slot];
+
+	*w = (struct relay_put){ r->file, r->buf + r->slot * (size_t)RELAY_FETCH, len,
+				 r->off + r->done - r->fill, 0, false, 0 };
+	if (r->limit && w->at + len > r->limit)
 		return write_error(r, ENOSPC);
-	if (pwrite_all(r->file, r->buf, len, (off_t)at) < 0)
-		return write_error(r, errno);
+	w->on = !pthread_create(&w->t, NULL, put_run, w);
+	if (!w->on)
+		put_run(w);
 	r->fill = 0;
-	return 0;
+	r->slot = (r->slot + 1) % RELAY_SLOTS;
+	return put_wait(r, &r->put[r->slot]);
+}
+
+/* All writes finished, or the first that failed. */
+static int put_all(struct relay *r)
+{
+	int rc = 0;
+
+	for (unsigned i = 1; i <= RELAY_SLOTS; i++)
+		if (put_wait(r, &r->put[(r->slot + i) % RELAY_SLOTS]) < 0 && rc == 0)
+			rc = -1;
+	return rc;
 }
 
 static int save_step(struct relay *r)
@@ -110,7 +154,8 @@ static int save_step(struct relay *r)
 		r->done += (uint64_t)n;
 		return 1;
 	}
-	n = read(r->pipe, r->buf + r->fill, RELAY_BUF - r->fill);
+	uint8_t *b = r->buf + r->slot * (size_t)RELAY_FETCH;
+	n = read(r->pipe, b + r->fill, RELAY_FETCH - r->fill);
 	if (n < 0 && errno == EAGAIN)
 		return 0;
 	if (n < 0 && errno == EINTR)
@@ -121,83 +166,116 @@ static int save_step(struct relay *r)
 		/* Pad the tail to a block: the header records the exact length. */
 		uint32_t len = (uint32_t)ALIGN_UP(r->fill, DIO_ALIGN);
 		if (r->fill) {
-			memset(r->buf + r->fill, 0, len - r->fill);
-			if (flush_block(r, len) < 0)
+			memset(b + r->fill, 0, len - r->fill);
+			if (put_block(r, len) < 0)
 				return -1;
 		}
-		return 2;
+		return put_all(r) < 0 ? -1 : 2;
 	}
 	/* Hashed as it passes: the chunks start at the stream's first byte, as
 	 * sig_payload_digest's do, so the root is the one a read-back gives. */
-	if (r->hash && sig_stream_feed(r->hash, r->buf + r->fill, (size_t)n) < 0)
+	if (r->hash && sig_stream_feed(r->hash, b + r->fill, (size_t)n) < 0)
 		return -1;
 	r->fill += (uint32_t)n;
 	r->done += (uint64_t)n;
-	if (r->fill == RELAY_BUF && flush_block(r, RELAY_BUF) < 0)
+	if (r->fill == RELAY_FETCH && put_block(r, RELAY_FETCH) < 0)
 		return -1;
 	return 1;
 }
 
-/* The chunk just read, against its hash in the table. */
-static int check_chunk(struct relay *r, const uint8_t *buf, uint32_t len)
+/* Read a fetch's bytes and, checked, hash each chunk of them. */
+static void *fetch_run(void *arg)
+{
+	struct relay_fetch *f = arg;
+	uint64_t t0;
+
+	read_job_run(&f->rd);
+	if (!f->hash || f->rd.got < (ssize_t)f->len)
+		return NULL;
+	t0 = now_us();
+	for (uint32_t at = 0; at < f->len; at += RELAY_BUF)
+		sig_sha256(f->rd.buf + at, f->len - at < RELAY_BUF ? f->len - at : RELAY_BUF,
+			   f->sums[at / RELAY_BUF]);
+	f->us = now_us() - t0;
+	return NULL;
+}
+
+/* Start fetches until RELAY_DEPTH are in flight or the stream is asked for,
+ * each into a slot of the ring that is neither in flight, nor going out, nor
+ * the one that went out before (its pages may still be in the pipe). A tail
+ * reads on to a whole block (past the stream: the device or file's). */
+static void fetch_more(struct relay *r)
+{
+	while (r->flight < RELAY_DEPTH && r->fetched < r->limit) {
+		unsigned i = (r->head + r->flight) % RELAY_SLOTS;
+		struct relay_fetch *f = &r->fetch[i];
+		uint64_t left = r->limit - r->fetched;
+
+		f->len = left < RELAY_FETCH ? (uint32_t)left : RELAY_FETCH;
+		f->rd = (struct read_job){ r->file, r->direct ? r->file : -1, r->buf + i * RELAY_FETCH,
+					   ALIGN_UP(f->len, DIO_ALIGN), r->off + r->fetched, 0, 0 };
+		f->hash = r->check != NULL;
+		f->on = !pthread_create(&f->t, NULL, fetch_run, f);
+		if (!f->on)
+			fetch_run(f);
+		r->fetched += f->len;
+		r->flight++;
+	}
+}
+
+/* The fetch just joined, its chunks' hashes against the table's. */
+static int check_fetch(struct relay *r, const struct relay_fetch *f)
 {
 	struct relay_check *c = r->check;
-	uint64_t i = r->done / RELAY_BUF;
-	uint8_t h[SIG_HASH];
-	uint64_t t0 = now_us();
 
-	sig_sha256(buf, len, h);
-	c->us += now_us() - t0;
-	if (i >= c->n || memcmp(h, c->table + i * SIG_HASH, SIG_HASH))
-		return err_set(EXIT_REFUSED,
-			       "image %s: payload digest mismatch at byte %llu: the QEMU stream was changed or is corrupt; QEMU got none of that chunk and the guest did not run",
-			       r->name, (unsigned long long)(r->off + r->done));
-	c->checked++;
+	c->us += f->us;
+	for (uint32_t at = 0; at < f->len; at += RELAY_BUF) {
+		uint64_t i = (r->done + at) / RELAY_BUF;
+		if (i >= c->n || memcmp(f->sums[at / RELAY_BUF], c->table + i * SIG_HASH, SIG_HASH))
+			return err_set(EXIT_REFUSED,
+				       "image %s: payload digest mismatch at byte %llu: the QEMU stream was changed or is corrupt; QEMU got none of that chunk and the guest did not run",
+				       r->name, (unsigned long long)(r->off + r->done + at));
+		c->checked++;
+	}
 	return 0;
 }
 
-/* The read of the chunk at stream byte `from` (an aligned block: a tail reads
- * on past the stream) into the half of buf that is not going out. */
-static void next_read(struct relay *r, uint64_t from)
+/* The next bytes to hand out (the out before them all handed over): the
+ * oldest fetch, joined and checked; the ring topped up again. */
+static int next_out(struct relay *r, uint64_t left)
 {
-	uint64_t left = r->limit - from;
+	struct relay_fetch *f;
+	int queued = -1;
 
-	r->next = (struct read_job){ r->file, r->direct ? r->file : -1,
-				     r->buf + (r->out == r->buf ? RELAY_BUF : 0),
-				     left < RELAY_BUF ? ALIGN_UP(left, DIO_ALIGN) : RELAY_BUF,
-				     r->off + from, 0, 0 };
-}
-
-/* The next chunk to hand out: read ahead while the one before went out (or
- * now), checked, and the read of the one after it started. */
-static int next_chunk(struct relay *r, uint64_t left)
-{
-	uint32_t need = left < RELAY_BUF ? (uint32_t)left : RELAY_BUF;
-
-	if (!r->buf && posix_memalign((void **)&r->buf, DIO_ALIGN, 2 * RELAY_BUF))
+	if (!r->buf &&
+	    posix_memalign((void **)&r->buf, DIO_ALIGN, RELAY_SLOTS * (size_t)RELAY_FETCH))
 		return err_set(EXIT_FAIL, "relay: out of memory");
-	if (r->next_on)
-		pthread_join(r->next_t, NULL);
-	else {
-		next_read(r, r->done);
-		read_job_run(&r->next);
-	}
-	r->next_on = false;
-	errno = r->next.err;
-	if (r->next.got < 0)
+	/* Lent pages: the slot fetch_more refills below went out before the
+	 * one that just did, so the pipe (FIFO) holds none of it once it holds
+	 * no more than that one's bytes. A pipe of at most RELAY_FETCH bytes
+	 * always does; QEMU growing its pipe would stop the relay here. */
+	if (r->lend && r->out && (ioctl(r->pipe, FIONREAD, &queued) < 0 || (uint32_t)queued > r->fill))
+		return err_set(EXIT_FAIL, "relay: QEMU's pipe holds %d bytes, more than the %u handed over last: a fetch would overwrite bytes QEMU has not read",
+			       queued, r->fill);
+	fetch_more(r); /* the first time */
+	f = &r->fetch[r->head];
+	if (f->on)
+		pthread_join(f->t, NULL);
+	f->on = false;
+	r->head = (r->head + 1) % RELAY_SLOTS;
+	r->flight--;
+	errno = f->rd.err;
+	if (f->rd.got < 0)
 		return err_sys(EXIT_FAIL, "reading %s", r->name);
-	if ((uint64_t)r->next.got < need)
+	if ((uint64_t)f->rd.got < f->len)
 		return err_set(EXIT_FAIL, "%s ended %llu bytes before the end of its stream", r->name,
-			       (unsigned long long)(left - (uint64_t)r->next.got));
-	if (r->check && check_chunk(r, r->next.buf, need) < 0)
+			       (unsigned long long)(left - (uint64_t)f->rd.got));
+	if (r->check && check_fetch(r, f) < 0)
 		return -1; /* fill == pos still: nothing of it goes out */
-	r->out = r->next.buf;
-	r->fill = need;
+	r->out = f->rd.buf;
+	r->fill = f->len;
 	r->pos = 0;
-	if (left > need) {
-		next_read(r, r->done + need);
-		r->next_on = !pthread_create(&r->next_t, NULL, read_job_run, &r->next);
-	}
+	fetch_more(r); /* into the slot of the out before */
 	return 0;
 }
 
@@ -225,9 +303,11 @@ static int restore_step(struct relay *r)
 			return err_set(EXIT_FAIL, "%s ended %llu bytes before the end of its stream", r->name,
 				       (unsigned long long)left);
 	} else {
-		if (r->pos == r->fill && next_chunk(r, left) < 0)
+		if (r->pos == r->fill && next_out(r, left) < 0)
 			return -1;
-		n = write(r->pipe, r->out + r->pos, r->fill - r->pos);
+		struct iovec v = { (void *)(r->out + r->pos), r->fill - r->pos };
+		/* Lent: the pipe takes the pages themselves, not a copy. */
+		n = r->lend ? vmsplice(r->pipe, &v, 1, SPLICE_F_NONBLOCK) : write(r->pipe, v.iov_base, v.iov_len);
 		if (n > 0)
 			r->pos += (uint32_t)n;
 	}

@@ -353,10 +353,11 @@ static void test_stream_freed_unfinished(void **s)
 
 /* The v2 O_DIRECT relay hashes what it writes: the root equals the digest
  * of the bytes it left in the image, read back (stream at a 4 KiB offset,
- * a length that is no multiple of the chunk or the block). */
+ * a length that is no multiple of the chunk or the block, and long enough
+ * for the ring of blocks being written to come round twice). */
 static void test_relay_digest_equals_read_back(void **s)
 {
-	const size_t n = 5 * (1u << 20) + 4096 * 3 + 77, off = 8192;
+	const size_t n = (2 * RELAY_SLOTS + 1) * (size_t)RELAY_FETCH + 4096 * 3 + 77, off = 8192;
 	uint8_t *b = content(n, NULL, 0, SIZE_MAX), want[SIG_HASH], got[SIG_HASH];
 	char path[4096];
 	int p[2], fd, dfd, rc = 1;
