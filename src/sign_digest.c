@@ -186,7 +186,7 @@ int sig_job_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threa
 {
 	struct sig_job j = { .fd = fd, .off = off, .len = len, .chunk = chunk };
 	pthread_t tid[SIG_MAX_THREADS];
-	int started = 0;
+	int started = 0, fl;
 	uint64_t t0 = now_ms();
 	struct stat st;
 
@@ -205,7 +205,8 @@ int sig_job_digest(int fd, uint64_t off, uint64_t len, uint32_t chunk, int threa
 		free(j.hashes);
 		return -1;
 	}
-	j.direct = fcntl(fd, F_GETFL) & O_DIRECT;
+	fl = fcntl(fd, F_GETFL);
+	j.direct = fl >= 0 && (fl & O_DIRECT); /* a failing fcntl: read as buffered */
 	threads = sig_job_threads(j.direct ? 4 * threads : threads, j.n_chunks);
 	if (!j.direct)
 		posix_fadvise(fd, (off_t)off, (off_t)(len < AHEAD ? len : AHEAD), POSIX_FADV_WILLNEED);
