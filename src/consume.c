@@ -8,6 +8,7 @@
 #include "err.h"
 #include "log.h"
 #include "sign.h"
+#include "storage.h"
 #include "util.h"
 
 #include <errno.h>
@@ -206,14 +207,12 @@ int cons_check(const struct conf *c, const struct img_header *h, const char *ima
 static void mark_image(int fd, struct img_header *h, const char *image)
 {
 	uint8_t buf[IMG_HEADER_SIZE];
-	char proc[40];
 	struct stat a, b;
 	int wfd;
 
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	h->state = IMG_CONSUMED;
 	img_encode(h, buf);
-	wfd = open(proc, O_WRONLY | O_CLOEXEC);
+	wfd = stor_reopen(fd, O_WRONLY);
 	if (wfd < 0 || fstat(fd, &a) < 0 || fstat(wfd, &b) < 0 || a.st_dev != b.st_dev ||
 	    a.st_ino != b.st_ino || a.st_rdev != b.st_rdev ||
 	    pwrite_all(wfd, buf, sizeof(buf), 0) < 0 || fdatasync(wfd) < 0)

@@ -134,12 +134,17 @@ int stor_open_direct(const char *path, int flags)
 	return open(path, flags | O_DIRECT | O_CLOEXEC);
 }
 
-int stor_reopen_direct(int fd)
+int stor_reopen(int fd, int flags)
 {
 	char proc[32];
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	return stor_open_direct(proc, O_RDONLY);
+	return open(proc, flags | O_CLOEXEC);
+}
+
+int stor_reopen_direct(int fd)
+{
+	return stor_reopen(fd, O_RDONLY | O_DIRECT);
 }
 
 int stor_create(struct stor_target *t, const char *path, bool direct, bool insisted)

@@ -62,8 +62,10 @@ int stor_open_image(const char *path, int *fd, uint64_t *size);
 /* Second fd of the same image with O_DIRECT (flags: O_RDONLY or O_WRONLY):
  * -1 with errno EINVAL when the file system refuses. */
 int stor_open_direct(const char *path, int flags);
-/* The file fd has open, once more with O_DIRECT for reading (through
- * /proc/self/fd: the same file, not whatever its name now is), or -1. */
+/* The file fd has open, once more with flags (through /proc/self/fd: the
+ * same file, not whatever its name now is), or -1; _direct: O_DIRECT,
+ * for reading. */
+int stor_reopen(int fd, int flags);
 int stor_reopen_direct(int fd);
 
 /* From now on (the console) a symlink as the last part of a target or image

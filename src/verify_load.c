@@ -12,6 +12,7 @@
 #include "log.h"
 #include "sign.h"
 #include "sign_job.h"
+#include "storage.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -96,11 +97,8 @@ static int take_bitmap(struct vfy_split *sp, int mfd)
  * (read-only): the copy, opened again so. */
 static int read_only(int mfd, const char *path)
 {
-	char p[32];
-	int fd;
+	int fd = stor_reopen(mfd, O_RDONLY);
 
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", mfd);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
 	close(mfd);
 	return fd < 0 ? err_sys(EXIT_FAIL, "image %s: a copy of its stream for QEMU", path) : fd;
 }
