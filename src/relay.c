@@ -80,28 +80,42 @@ static void *put_run(void *arg)
 {
 	struct relay_put *w = arg;
 
+	for (uint32_t at = 0; w->hash && at < w->bytes; at += RELAY_BUF)
+		sig_sha256(w->buf + at, w->bytes - at < RELAY_BUF ? w->bytes - at : RELAY_BUF,
+			   w->sums[at / RELAY_BUF]);
 	w->err = pwrite_all(w->fd, w->buf, w->len, (off_t)w->at) < 0 ? errno : 0;
 	return NULL;
 }
 
-/* The write of a slot, finished: its error, if any. */
+/* The write of a slot, finished: its error, if any; signed, its chunks'
+ * hashes into the digest (slots finish in stream order). */
 static int put_wait(struct relay *r, struct relay_put *w)
 {
 	if (w->on)
 		pthread_join(w->t, NULL);
 	w->on = false;
-	return w->err ? write_error(r, w->err) : 0;
+	if (w->err)
+		return write_error(r, w->err);
+	for (uint32_t at = 0; w->hash && at < w->bytes; at += RELAY_BUF)
+		if (sig_stream_put(r->hash, w->sums[at / RELAY_BUF],
+				   w->bytes - at < RELAY_BUF ? w->bytes - at : RELAY_BUF) < 0)
+			return -1;
+	w->hash = false;
+	return 0;
 }
 
-/* Direct mode: the image gets whole aligned blocks only, each written on a
- * thread while the slots after it fill (RELAY_SLOTS - 1 writes in flight);
- * the next slot is free once its write has finished. */
+/* Direct mode: the image gets whole aligned blocks only, each hashed (if
+ * signed) and written on a thread while the slots after it fill
+ * (RELAY_SLOTS - 1 in flight); the next slot is free once its write has
+ * finished. Hashed as they pass: blocks and chunks start at the stream's
+ * first byte, as sig_payload_digest's do, so the root is a read-back's. */
 static int put_block(struct relay *r, uint32_t len)
 {
 	struct relay_put *w = &r->put[r->slot];
 
-	*w = (struct relay_put){ r->file, r->buf + r->slot * (size_t)RELAY_FETCH, len,
-				 r->off + r->done - r->fill, 0, false, 0 };
+	*w = (struct relay_put){ .fd = r->file, .buf = r->buf + r->slot * (size_t)RELAY_FETCH,
+				 .len = len, .bytes = r->fill, .at = r->off + r->done - r->fill,
+				 .hash = r->hash != NULL };
 	if (r->limit && w->at + len > r->limit)
 		return write_error(r, ENOSPC);
 	w->on = !pthread_create(&w->t, NULL, put_run, w);
@@ -172,10 +186,6 @@ static int save_step(struct relay *r)
 		}
 		return put_all(r) < 0 ? -1 : 2;
 	}
-	/* Hashed as it passes: the chunks start at the stream's first byte, as
-	 * sig_payload_digest's do, so the root is the one a read-back gives. */
-	if (r->hash && sig_stream_feed(r->hash, b + r->fill, (size_t)n) < 0)
-		return -1;
 	r->fill += (uint32_t)n;
 	r->done += (uint64_t)n;
 	if (r->fill == RELAY_FETCH && put_block(r, RELAY_FETCH) < 0)

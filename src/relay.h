@@ -24,15 +24,18 @@ struct sig_stream;
 #define RELAY_DEPTH 4u
 #define RELAY_SLOTS (RELAY_DEPTH + 2) /* the fetches, the out and the one before */
 
-/* Save, direct: the write of one slot's block, on a thread. */
+/* Save, direct: the write of one slot's block (and, signed, the hashes of
+ * its chunks), on a thread. */
 struct relay_put {
 	int fd;
 	const uint8_t *buf;
-	uint32_t len;
+	uint32_t len;   /* to write: bytes, padded to a block */
+	uint32_t bytes; /* of the stream */
 	uint64_t at;
 	int err;
-	bool on;
+	bool on, hash;
 	pthread_t t;
+	uint8_t sums[RELAY_FETCH / RELAY_BUF][SIG_HASH];
 };
 
 struct relay_fetch {

@@ -110,6 +110,9 @@ static inline int sig_stream_zeros(struct sig_stream *s, uint64_t n)
 {
 	return sig_stream_add(s, NULL, n);
 }
+/* A chunk hashed elsewhere (sig_sha256 of its n bytes: a whole chunk, or
+ * fewer for the stream's last), at a chunk boundary after whole chunks. */
+int sig_stream_put(struct sig_stream *s, const uint8_t h[SIG_HASH], uint32_t n);
 uint64_t sig_stream_length(const struct sig_stream *s);
 /* The root over everything fed; the stream can take no more after it. */
 int sig_stream_finish(struct sig_stream *s, uint8_t out[SIG_HASH], struct sig_info *info);

@@ -1,10 +1,8 @@
 /* sign_stream: the payload digest of a stream fed in order (sign.h): each
  * piece goes straight into the running SHA-256 of its chunk, no copy; a whole
  * chunk of zeros (a hole) takes the known zero-chunk hash. Hashed on the
- * caller's thread: on the 2-core machine it was measured on, a worker-thread
- * version (chunks copied into a ring, hashed by one thread per CPU) was no
- * faster, the CPUs being busy with QEMU and the I/O already, and its code
- * (about 2 KiB) did not fit in the binary's 256 KiB. */
+ * caller's thread, or elsewhere a whole chunk at a time (sig_stream_put: the
+ * O_DIRECT relay hashes each block on the thread that writes it). */
 #include "sign.h"
 #include "err.h"
 #include "util.h"
@@ -74,6 +72,14 @@ int sig_stream_add(struct sig_stream *s, const uint8_t *buf, uint64_t n)
 			return -1;
 	}
 	return 0;
+}
+
+int sig_stream_put(struct sig_stream *s, const uint8_t h[SIG_HASH], uint32_t n)
+{
+	if (s->fill || s->length % s->chunk || !n || n > s->chunk)
+		return err_set(EXIT_FAIL, "payload digest: a chunk's hash out of place");
+	s->length += n;
+	return put_hash(s, h);
 }
 
 uint64_t sig_stream_length(const struct sig_stream *s)

@@ -338,6 +338,38 @@ static void test_stream_equals_the_file_digest(void **s)
 	free(b);
 }
 
+/* Chunk hashes computed elsewhere (the relay's write threads) give the
+ * root fed bytes give; one out of place (mid-chunk, after a short chunk,
+ * longer than a chunk) is refused. */
+static void test_stream_takes_chunk_hashes_from_elsewhere(void **s)
+{
+	const size_t n = 5 * CHUNK + 99;
+	uint8_t *b = content(n, NULL, 0, SIZE_MAX), h[SIG_HASH], want[SIG_HASH], got[SIG_HASH];
+	struct sig_stream *st = sig_stream_new(CHUNK);
+
+	(void)s;
+	reference(b, n, CHUNK, want);
+	for (size_t at = 0; at < n; at += CHUNK) {
+		uint32_t len = n - at < CHUNK ? (uint32_t)(n - at) : CHUNK;
+		sig_sha256(b + at, len, h);
+		assert_int_equal(sig_stream_put(st, h, len), 0);
+	}
+	assert_int_equal(sig_stream_put(st, h, CHUNK), -1); /* after the short last one */
+	assert_err(EXIT_FAIL, "a chunk's hash out of place");
+	assert_int_equal(sig_stream_length(st), n);
+	assert_int_equal(sig_stream_finish(st, got, NULL), 0);
+	assert_memory_equal(got, want, SIG_HASH);
+	sig_stream_free(st);
+	st = sig_stream_new(CHUNK);
+	assert_int_equal(sig_stream_feed(st, b, 100), 0);
+	assert_int_equal(sig_stream_put(st, h, CHUNK), -1); /* mid-chunk */
+	assert_int_equal(sig_stream_feed(st, b + 100, CHUNK - 100), 0);
+	assert_int_equal(sig_stream_put(st, h, CHUNK + 1), -1);
+	assert_int_equal(sig_stream_put(st, h, CHUNK), 0);
+	sig_stream_free(st);
+	free(b);
+}
+
 /* A stream dropped without finish (an error mid-save) is freed whole (ASan). */
 static void test_stream_freed_unfinished(void **s)
 {
@@ -593,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_region_past_end_of_file_fails),
 		cmocka_unit_test(test_stream_equals_the_file_digest),
 		cmocka_unit_test(test_stream_freed_unfinished),
+		cmocka_unit_test(test_stream_takes_chunk_hashes_from_elsewhere),
 		cmocka_unit_test(test_relay_digest_equals_read_back),
 		cmocka_unit_test(test_early_digest_equals_read_back),
 		cmocka_unit_test(test_early_digest_dropped_equals_read_back),
