@@ -196,7 +196,7 @@ UNIT_OFF := $(if $(filter y,$(CONFIG_CONSOLE)),,tests/unit/test_console_io.c) \
 	    $(if $(filter y,$(CONFIG_PROVISION)),,tests/unit/test_copy.c)
 UNIT_SRC := $(filter-out $(UNIT_OFF),$(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(UNIT_O)/%,$(UNIT_SRC))
-$(UNIT_O)/%: tests/unit/%.c tests/unit/helpers.h $(HOST_LIB_OBJS)
+$(UNIT_O)/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(HOST_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(call say,HOSTLD,$@)
 	$(Q)$(HOSTCC) $(HOST_CFLAGS) $(HOST_LDFLAGS) -Itests/unit -o $@ $< $(HOST_LIB_OBJS) -lcmocka -pthread

@@ -3,10 +3,8 @@
  * page cache and with O_DIRECT, QEMU (the test) reading at once or slowly.
  * The pipe holds the relay's own pages (vmsplice): a slot refilled too soon
  * would change bytes QEMU has not read yet, which the slow reader sees. */
-#include "helpers.h"
-#include "relay.h"
+#include "relay_drive.h"
 #include "sign.h"
-#include "storage.h"
 
 #define MIB (1u << 20)
 #define OFF 8192u                                   /* where the stream starts */
@@ -50,48 +48,10 @@ static int teardown(void **s)
 	return tu_dir_teardown(s);
 }
 
-/* Up to max bytes out of the pipe, each compared with the image's. */
-static void take(int fd, int in, uint64_t *got, uint64_t max)
-{
-	static char buf[65536], want[65536];
-	ssize_t n;
-
-	while (max && (n = read(in, buf, max < sizeof(buf) ? max : sizeof(buf))) > 0) {
-		assert_int_equal(pread(fd, want, (size_t)n, (off_t)(OFF + *got)), n);
-		if (memcmp(buf, want, (size_t)n))
-			fail_msg("the relay handed over other bytes than the image's at stream byte %llu",
-				 (unsigned long long)*got);
-		*got += (uint64_t)n;
-		max -= (uint64_t)n;
-	}
-}
-
-/* The stream relayed; a slow QEMU reads 64 KiB every 0.2 ms, so the pages
- * lent to the pipe wait there while the fetches behind them are read. */
 static uint64_t relay(struct fx *f, bool direct, bool slow, int *rc)
 {
-	struct relay r;
-	int p[2], fd = direct ? stor_reopen_direct(f->fd) : f->fd;
-	uint64_t got = 0;
-
-	assert_true(fd >= 0);
-	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
-	assert_int_equal(relay_init(&r, RELAY_RESTORE, p[1], fd, direct, OFF, LEN, "img"), 0);
-	assert_true(r.lend);
 	f->ck.checked = 0;
-	r.check = &f->ck;
-	while ((*rc = relay_step(&r)) == 1 || *rc == 0)
-		if (!slow)
-			take(f->fd, p[0], &got, UINT64_MAX);
-		else if (usleep(200) == 0)
-			take(f->fd, p[0], &got, 65536);
-	close(p[1]);
-	take(f->fd, p[0], &got, UINT64_MAX);
-	close(p[0]);
-	relay_free(&r);
-	if (direct)
-		close(fd);
-	return got;
+	return relay_drive(f->fd, OFF, LEN, &f->ck, direct, slow, rc);
 }
 
 static void test_every_byte_handed_over_checked(void **s)

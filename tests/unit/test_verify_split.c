@@ -6,7 +6,7 @@
  * each chunk where it landed. v2: the relay checks each chunk. */
 #include "helpers.h"
 #include "mr_stream.h"
-#include "relay.h"
+#include "relay_drive.h"
 #include "storage.h"
 #include "verify.h"
 
@@ -213,54 +213,9 @@ static void test_a_hole_in_the_block_is_not_read(void **s)
 /* v2: nothing hashed before QEMU starts; the relay checks each chunk as
  * it hands the stream over (relay_check), QEMU getting none of a chunk
  * that differs; _relayed wants every chunk checked. */
-/* Up to max bytes out of the pipe, compared with the image's. */
-static void take_some(int fd, int in, uint64_t *got, uint64_t max)
-{
-	char buf[65536], want[65536];
-	ssize_t n;
-
-	while (max && (n = read(in, buf, max < sizeof(buf) ? max : sizeof(buf))) > 0) {
-		assert_int_equal(pread(fd, want, (size_t)n, (off_t)(OFF + *got)), n);
-		if (memcmp(buf, want, (size_t)n))
-			fail_msg("the relay handed over other bytes than the image's at stream byte %llu",
-				 (unsigned long long)*got);
-		*got += (uint64_t)n;
-		max -= (uint64_t)n;
-	}
-}
-
-static void take(int fd, int in, uint64_t *got)
-{
-	take_some(fd, in, got, UINT64_MAX); /* both ends non-blocking */
-}
-
-/* The bytes QEMU would get (checked against the image's) through the
- * image's fd, or (direct) one with O_DIRECT; a slow QEMU reads 64 KiB per
- * step and 0.2 ms, so the relay's lent pages wait in the pipe long after
- * the fetches behind them have been read. */
 static uint64_t relay_all(struct fx *f, struct relay_check *ck, bool direct, bool slow, int *rc)
 {
-	struct relay rl;
-	int p[2], fd = direct ? stor_reopen_direct(f->fd) : f->fd;
-	uint64_t got = 0;
-
-	assert_true(fd >= 0);
-	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
-	assert_int_equal(relay_init(&rl, RELAY_RESTORE, p[1], fd, direct, OFF, f->end - OFF, "img"), 0);
-	assert_true(rl.lend);
-	rl.check = ck;
-	while ((*rc = relay_step(&rl)) == 1 || *rc == 0)
-		if (!slow)
-			take(f->fd, p[0], &got);
-		else if (usleep(200) == 0)
-			take_some(f->fd, p[0], &got, 65536);
-	close(p[1]);
-	take(f->fd, p[0], &got);
-	close(p[0]);
-	relay_free(&rl);
-	if (direct)
-		close(fd);
-	return got;
+	return relay_drive(f->fd, OFF, f->end - OFF, ck, direct, slow, rc);
 }
 
 static void test_v2_chunks_checked_by_the_relay(void **s)
